@@ -1,0 +1,141 @@
+"""The profile model interface, the layer horizons, and the honest counting baseline.
+
+A profile model maps user windows to three distributions (surface, middle, deep), each over its
+taxonomy level. The worker only sees this interface; `baseline` and the learned model are
+interchangeable by one setting.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from model.taxonomy import LAYERS, PATH_INDEX, Taxonomy
+from model.text import keywords
+from state.event import iso_ms
+
+
+@dataclass(frozen=True)
+class Horizons:
+    """How far back (and, for training targets, forward) each layer looks, in event time."""
+
+    session_gap_ms: int = 30 * 60 * 1000  # surface: the current session ends at a gap this long
+    middle_ms: int = 14 * 24 * 3600 * 1000  # middle: days to weeks
+    deep_half_life_ms: int = 30 * 24 * 3600 * 1000  # deep: whole history, decayed
+
+
+def layer_weights(ts: np.ndarray, horizons: Horizons) -> dict[str, np.ndarray]:
+    """Per-entry weights of each layer's past horizon, measured back from the newest entry.
+
+    `ts` is sorted ascending (epoch ms). Surface: the entries of the last session; middle: the
+    entries within `middle_ms`; deep: all entries, halved every `deep_half_life_ms`.
+    """
+    if len(ts) == 0:
+        return {layer: np.zeros(0) for layer in LAYERS}
+    now = ts[-1]
+    gaps = np.diff(ts)
+    breaks = np.nonzero(gaps > horizons.session_gap_ms)[0]
+    session_start = breaks[-1] + 1 if len(breaks) else 0
+    surface = np.zeros(len(ts))
+    surface[session_start:] = 1.0
+    middle = (ts >= now - horizons.middle_ms).astype(float)
+    deep = np.power(0.5, (now - ts) / horizons.deep_half_life_ms)
+    return {"surface": surface, "middle": middle, "deep": deep}
+
+
+def category_counts(entries: Sequence[dict], weights: np.ndarray, taxonomy: Taxonomy, layer: str) -> np.ndarray:
+    """Weighted label counts of one layer over the entries that carry categories."""
+    counts = np.zeros(len(taxonomy.labels[layer]))
+    pos, index = PATH_INDEX[layer], taxonomy.index[layer]
+    for entry, w in zip(entries, weights):
+        cats = entry.get("cats")
+        if w > 0 and cats and pos < len(cats) and cats[pos] in index:
+            counts[index[cats[pos]]] += w
+    return counts
+
+
+class ProfileModel(ABC):
+    """What the worker runs: windows in, one distribution per layer out."""
+
+    version: str
+    taxonomy: Taxonomy
+    horizons: Horizons
+
+    @abstractmethod
+    def predict(self, windows: Sequence[Sequence[dict]]) -> list[dict[str, np.ndarray]]:
+        """For each window (entries sorted by ts), {layer: probabilities over its labels}."""
+
+    def explain(self, entries: Sequence[dict], k: int = 5) -> dict[str, list[str]]:
+        """jieba keywords per layer, from the entries in that layer's horizon."""
+        w = layer_weights(np.array([e["ts"] for e in entries], dtype=float), self.horizons)
+        return {layer: keywords((e.get("tokens") or [] for e in entries), k, w[layer]) for layer in LAYERS}
+
+
+class BaselineModel(ProfileModel):
+    """Each layer's category distribution counted over its past horizon, smoothed toward a prior.
+
+    p = (counts + alpha * prior) / (sum(counts) + alpha). With no labelled events the profile is
+    the prior itself. `prior` defaults to uniform; the trainer fits it and alpha on data.
+    """
+
+    def __init__(
+        self,
+        taxonomy: Taxonomy,
+        horizons: Horizons = Horizons(),
+        alpha: float | dict[str, float] = 1.0,
+        prior: dict[str, np.ndarray] | None = None,
+    ):
+        self.taxonomy = taxonomy
+        self.horizons = horizons
+        self.alpha = alpha if isinstance(alpha, dict) else {layer: alpha for layer in LAYERS}
+        self.prior = prior or {
+            layer: np.full(len(labels), 1.0 / len(labels)) for layer, labels in taxonomy.labels.items()
+        }
+        self.version = f"baseline-{taxonomy.name}"
+
+    def predict(self, windows: Sequence[Sequence[dict]]) -> list[dict[str, np.ndarray]]:
+        out = []
+        for entries in windows:
+            w = layer_weights(np.array([e["ts"] for e in entries], dtype=float), self.horizons)
+            dists = {}
+            for layer in LAYERS:
+                counts = category_counts(entries, w[layer], self.taxonomy, layer)
+                a = self.alpha[layer]
+                dists[layer] = (counts + a * self.prior[layer]) / (counts.sum() + a)
+            out.append(dists)
+        return out
+
+
+def profile_document(
+    user_id: str,
+    version: int,
+    model_version: str,
+    window: dict,
+    dists: dict[str, np.ndarray],
+    keywords_by_layer: dict[str, list[str]],
+    taxonomy: Taxonomy,
+    now_ms: int,
+) -> dict:
+    """The profile JSON of schema version 1. Each layer lists every label, most probable first."""
+    entries = window["entries"]
+    layers = {}
+    for layer in LAYERS:
+        p = dists[layer]
+        order = np.argsort(-p, kind="stable")
+        layers[layer] = [{"label": taxonomy.labels[layer][i], "p": round(float(p[i]), 6)} for i in order]
+    return {
+        "user_id": user_id,
+        "version": version,
+        "model_version": model_version,
+        "updated_at": iso_ms(now_ms),
+        "events_seen": window["events_seen"],
+        "window": {
+            "events": len(entries),
+            "from": iso_ms(entries[0]["ts"]) if entries else None,
+            "to": iso_ms(entries[-1]["ts"]) if entries else None,
+        },
+        "layers": layers,
+        "keywords": keywords_by_layer,
+    }

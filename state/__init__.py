@@ -1,0 +1,1 @@
+"""Per-user and per-item state: events, windows, their encoding and bounds. No Kafka, no torch."""

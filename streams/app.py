@@ -1,0 +1,136 @@
+"""The Faust app: its settings per broker kind, topics, tables, and the parts that run in it.
+
+Tables (all RocksDB through rocksdict, all changelog-backed):
+- windows  key user_id: the bounded event window; changelog `<app>-windows-changelog`.
+- profiles key user_id: the latest profile; its changelog *is* the `profiles` topic, so one
+  write both publishes a profile and records it, and a restarted worker restores exactly
+  what consumers saw (profile versions never go back).
+- items    key item_id: a GlobalTable whose changelog is the `items` topic; every worker
+  holds the whole catalogue.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+
+from model.profile import ProfileModel
+from state.dirty import DirtyUsers
+from state.event import Item
+from state.items import ItemIndex
+from streams.settings import Settings
+from streams.tables import TopicBackedGlobalTable
+from streams.topics import EVENT_TYPES, event_topic, windows_changelog
+
+log = logging.getLogger(__name__)
+
+# Work-arounds for the embedded Tansu broker only (see README, "Embedded broker"):
+EMBEDDED_BROKER_CONF = dict(
+    # A group join waits about half the session timeout: seconds, not Faust's 30 s default.
+    broker_session_timeout=3.0,
+    broker_heartbeat_interval=0.5,
+    # ListOffsets(LATEST) is wrong when the last batch holds several records, which makes
+    # table recovery lose data or fail; one record per batch avoids it.
+    producer_max_batch_size=1,
+)
+
+
+@dataclass
+class Strata:
+    """Everything a running worker holds; the agents, timers and views are registered on it."""
+
+    settings: Settings
+    app: faust.App
+    source: Any  # the three event topics, consumed together
+    dlq: Any
+    recommendations: Any
+    windows: Any
+    profiles: Any
+    items: Any
+    model: ProfileModel
+    dirty: DirtyUsers = field(default_factory=DirtyUsers)
+    item_index: ItemIndex = field(default_factory=ItemIndex)
+
+    def event_type_of(self, topic: str) -> str:
+        return self._types[topic]
+
+    def __post_init__(self) -> None:
+        self._types = {event_topic(self.settings, t): t for t in EVENT_TYPES}
+
+
+def faust_app(settings: Settings) -> faust.App:
+    broker = settings.broker_info()
+    conf = dict(
+        broker=broker.faust_url,
+        store="rocksdb://",
+        datadir=str(settings.data_dir),
+        web_port=settings.web_port,
+        web_host=settings.web_host,
+        canonical_url=f"http://{settings.web_host}:{settings.web_port}",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        # Topics are created by `strata topics create`, never implicitly.
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        autodiscover=False,
+    )
+    if broker.embedded:
+        conf.update(EMBEDDED_BROKER_CONF)
+    return faust.App(settings.app_id, **conf)
+
+
+def build(settings: Settings, model: ProfileModel) -> Strata:
+    app = faust_app(settings)
+    raw = dict(key_serializer="raw", value_serializer="raw")
+    n = settings.partitions
+    source = app.topic(*(event_topic(settings, t) for t in EVENT_TYPES), **raw)
+    profiles_topic = app.topic(settings.topic("profiles"), partitions=n, key_serializer="raw",
+                               value_serializer="json")
+    items_topic = app.topic(settings.topic("items"), partitions=n, **raw)
+    # Keys are the raw UTF-8 bytes of user_id / item_id, as producers key their records.
+    table = dict(key_type=bytes, partitions=n)
+    index = ItemIndex()
+
+    async def on_item(event: faust.EventT) -> None:
+        apply_item_record(index, event.message.key, event.message.value)
+
+    strata = Strata(
+        settings=settings,
+        app=app,
+        source=source,
+        dlq=app.topic(settings.topic("events.dlq"), **raw),
+        recommendations=app.topic(settings.topic("recommendations"), key_serializer="raw", value_serializer="json"),
+        windows=app.Table(
+            "windows", changelog_topic=app.topic(windows_changelog(settings), partitions=n, key_serializer="raw",
+                                                 value_serializer="json"), **table
+        ),
+        profiles=app.Table("profiles", changelog_topic=profiles_topic, **table),
+        # Raw values: a malformed catalogue record is skipped when read, never fatal.
+        items=app.tables.add(TopicBackedGlobalTable(app, name="items", changelog_topic=items_topic,
+                                                    on_changelog_event=on_item, value_type=bytes, **table)),
+        model=model,
+        item_index=index,
+    )
+    setup_prometheus_sensors(app)
+    from streams import ingest, profiler, views
+
+    ingest.register(strata)
+    profiler.register(strata)
+    views.register(strata)
+    return strata
+
+
+def apply_item_record(index: ItemIndex, key: bytes | None, value: bytes | None) -> None:
+    """One record of the items topic into the index; a malformed one is logged and skipped."""
+    if value is None:
+        if key is not None:
+            index.remove(key.decode("utf-8", "replace"))
+        return
+    try:
+        index.put(Item.model_validate_json(value))
+    except ValueError as exc:
+        log.warning("skipping malformed items record %r: %s", key, exc)

@@ -1,0 +1,197 @@
+"""The `strata` command line."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from streams.settings import Broker, BrokerURLError, Settings
+
+BROKER_HELP = "kafka://HOST:PORT[,HOST:PORT] for Kafka, tansu://HOST:PORT for the embedded broker [env STRATA_BROKER]"
+
+
+def _settings(**overrides) -> Settings:
+    return Settings.from_env(**overrides)
+
+
+def _need_broker(settings: Settings) -> Broker:
+    try:
+        return settings.broker_info()
+    except BrokerURLError as exc:
+        raise click.UsageError(f"{exc}. Start a broker with `strata broker`, or use a Kafka cluster.") from None
+
+
+broker_option = click.option("--broker", envvar="STRATA_BROKER", help=BROKER_HELP)
+partitions_option = click.option("--partitions", type=int, default=None,
+                                 help="partitions of every user-keyed topic [env STRATA_PARTITIONS, default 4]")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Strata: layered user-interest profiles from streams of behaviour events."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+
+
+@cli.command()
+@broker_option
+@partitions_option
+@click.option("--data-dir", type=click.Path(path_type=Path), default=None,
+              help="RocksDB tables live here; one per worker [env STRATA_DATA_DIR]")
+@click.option("--web-port", type=int, default=None, help="HTTP port: /metrics, /profiles/{user_id} [env STRATA_WEB_PORT]")
+@click.option("--web-host", default=None, help="host other workers reach this one at [env STRATA_WEB_HOST]")
+@click.option("--profile-model", type=click.Choice(["baseline", "learned"]), default=None,
+              help="baseline counting model or the learned checkpoint [env STRATA_PROFILE_MODEL]")
+@click.option("--loglevel", default="info", show_default=True)
+def worker(broker, partitions, data_dir, web_port, web_host, profile_model, loglevel) -> None:
+    """Run a worker against a broker (several may share a machine: give each its own data dir and port)."""
+    from streams.topics import TopicsNotReady
+    from streams.worker import run_worker
+
+    settings = _settings(broker=broker, partitions=partitions, data_dir=data_dir, web_port=web_port,
+                         web_host=web_host, profile_model=profile_model)
+    _need_broker(settings)
+    try:
+        run_worker(settings, loglevel)
+    except TopicsNotReady as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@cli.command()
+@click.option("--port", type=int, default=None, help="loopback port (default: a free one)")
+def broker(port) -> None:
+    """Run the embedded broker (memory only) in the foreground until Ctrl-C."""
+    import signal
+    import threading
+
+    from streams.broker import EmbeddedBroker
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with EmbeddedBroker(port=port) as embedded:
+        click.echo(f"embedded broker at {embedded.url} (pid {embedded.process.pid}); Ctrl-C stops it")
+        click.echo(f"  export STRATA_BROKER={embedded.url}")
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+
+
+@cli.group()
+def topics() -> None:
+    """Topic administration."""
+
+
+@topics.command("create")
+@broker_option
+@partitions_option
+def topics_create(broker, partitions) -> None:
+    """Create every topic with its config (compacted outputs); existing ones are left alone."""
+    from streams.topics import check_topics, create_topics
+
+    settings = _settings(broker=broker, partitions=partitions)
+    _need_broker(settings)
+    for spec, status in create_topics(settings):
+        click.echo(f"{status:8} {spec.name:32} partitions={spec.partitions} {spec.config or ''}")
+    check_topics(settings)
+
+
+@cli.command()
+@broker_option
+@click.argument("file", type=click.File("r", encoding="utf-8"), required=False)
+@click.option("--generate", "n_events", type=int, default=None, help="generate N events instead of reading FILE")
+@click.option("--users", type=int, default=200, show_default=True, help="users for --generate")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--topic", default=None, help="topic for FILE lines whose type does not name one")
+def produce(broker, file, n_events, users, seed, topic) -> None:
+    """Publish events: FILE.jsonl (one event a line) or --generate N (also publishes the catalogue)."""
+    from tqdm import tqdm
+
+    from streams.clients import encode, producer, publish_events, publish_items, topic_for_event
+
+    settings = _settings(broker=broker)
+    b = _need_broker(settings)
+    if (file is None) == (n_events is None):
+        raise click.UsageError("give either FILE or --generate N")
+    p = producer(b)
+    if n_events is not None:
+        from model.synthetic import generate
+
+        items, events = generate(n_events, users, seed=seed)
+        publish_items(p, settings, items)
+        with tqdm(total=len(events), desc="events", unit="ev") as bar:
+            publish_events(p, settings, events, bar)
+        click.echo(f"published {len(items)} items and {len(events)} events for {users} users")
+        return
+    n = 0
+    for lineno, line in enumerate(tqdm(file, desc="lines", unit="ln"), 1):
+        if not line.strip():
+            continue
+        try:
+            doc = json.loads(line)
+        except json.JSONDecodeError:
+            doc = None
+        target = topic_for_event(settings, doc) or topic
+        if target is None:
+            raise click.ClickException(f"line {lineno}: cannot tell its topic (no valid `type`); pass --topic")
+        key = doc.get("user_id") if isinstance(doc, dict) and isinstance(doc.get("user_id"), str) else None
+        p.send(target, key=key.encode() if key else None, value=encode(doc) if doc is not None else line.encode())
+        n += 1
+    p.flush()
+    click.echo(f"published {n} records")
+
+
+@cli.command()
+@broker_option
+@click.argument("topic")
+@click.option("--from-end", is_flag=True, help="only records published from now on")
+@click.option("--max", "max_messages", type=int, default=None, help="stop after N records")
+@click.option("--timeout", type=float, default=5.0, show_default=True, help="stop after this many idle seconds")
+def tail(broker, topic, from_end, max_messages, timeout) -> None:
+    """Print a topic's records as JSON lines: profiles, recommendations, dlq (or any topic name)."""
+    from streams.clients import read_topic
+
+    settings = _settings(broker=broker)
+    b = _need_broker(settings)
+    name = {"dlq": "events.dlq"}.get(topic, topic)
+    try:
+        for record in read_topic(b, settings.topic(name), from_end=from_end, idle_timeout=timeout,
+                                 max_messages=max_messages):
+            click.echo(record.value.decode("utf-8", "replace") if record.value is not None else "null")
+    except ValueError as exc:
+        raise click.ClickException(f"{exc}; run `strata topics create` first") from None
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="write here instead of stdout")
+def schema(out) -> None:
+    """The JSON Schema of the event (version 1), for producers."""
+    from state.event import json_schema
+
+    text = json.dumps(json_schema(), ensure_ascii=False, indent=2) + "\n"
+    if out:
+        out.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
+@click.option("--events", type=int, default=3000, show_default=True)
+@click.option("--users", type=int, default=300, show_default=True)
+@click.option("--timeout", type=float, default=150.0, show_default=True, help="give up after this many seconds")
+def demo(events, users, timeout) -> None:
+    """Embedded broker, topics, a worker, generated events; prints profiles as they arrive."""
+    from streams.demo import run_demo
+
+    sys.exit(run_demo(events, users, timeout))
+
+
+def main() -> None:
+    cli(prog_name="strata")
+
+
+if __name__ == "__main__":
+    main()

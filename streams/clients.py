@@ -1,0 +1,80 @@
+"""Plain Kafka clients for the CLI and tests: publish events and items, read a topic."""
+from __future__ import annotations
+
+import json
+import time
+from typing import Iterable, Iterator, Optional
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from streams.settings import Broker, Settings
+from streams.topics import EVENT_TYPES, event_topic
+
+
+def producer(broker: Broker) -> KafkaProducer:
+    # The embedded broker mis-reports end offsets when a batch holds several records, so
+    # there every record is its own batch (batch_size=0). A real Kafka gets normal batching.
+    batching = dict(batch_size=0) if broker.embedded else dict(linger_ms=5, batch_size=64 * 1024)
+    return KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", client_id="strata-produce", **batching)
+
+
+def encode(doc: dict) -> bytes:
+    return json.dumps(doc, ensure_ascii=False).encode("utf-8")
+
+
+def topic_for_event(settings: Settings, doc: dict) -> Optional[str]:
+    t = doc.get("type") if isinstance(doc, dict) else None
+    return event_topic(settings, t) if t in EVENT_TYPES else None
+
+
+def publish_items(p: KafkaProducer, settings: Settings, items: Iterable[dict]) -> int:
+    n = 0
+    for item in items:
+        p.send(settings.topic("items"), key=item["item_id"].encode(), value=encode(item))
+        n += 1
+    p.flush()
+    return n
+
+
+def publish_events(p: KafkaProducer, settings: Settings, events: Iterable[dict], progress=None) -> int:
+    """Each event to its type's topic, keyed by user_id."""
+    n = 0
+    for doc in events:
+        p.send(topic_for_event(settings, doc), key=doc["user_id"].encode(), value=encode(doc))
+        n += 1
+        if progress is not None:
+            progress.update(1)
+    p.flush()
+    return n
+
+
+def read_topic(
+    broker: Broker, topic: str, *, from_end: bool = False, idle_timeout: float = 5.0,
+    max_messages: Optional[int] = None, deadline: Optional[float] = None,
+) -> Iterator:
+    """Records of every partition of `topic` (no consumer group), until idle, max or deadline."""
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False, group_id=None,
+                             client_id="strata-tail")
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            raise ValueError(f"topic {topic!r} does not exist on {broker}")
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        (consumer.seek_to_end if from_end else consumer.seek_to_beginning)(*tps)
+        seen, last = 0, time.monotonic()
+        while True:
+            now = time.monotonic()
+            if deadline is not None and now > deadline:
+                return
+            if idle_timeout is not None and now - last > idle_timeout:
+                return
+            for records in consumer.poll(timeout_ms=200).values():
+                for record in records:
+                    last = time.monotonic()
+                    yield record
+                    seen += 1
+                    if max_messages is not None and seen >= max_messages:
+                        return
+    finally:
+        consumer.close()

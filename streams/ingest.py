@@ -1,0 +1,126 @@
+"""The ingest agent: events.browse|purchase|review -> validate -> DLQ or the user's window.
+
+Each batch of polled events is grouped by user, and each user's window is read, extended and
+written once per batch (one RocksDB write and one changelog record per user, not per event).
+"""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Optional
+
+from model.text import clean, segment
+from state.event import Event, Rejected, Rejection, iso_ms, parse_event
+from state.items import ItemIndex
+from state.window import Window
+from streams import metrics
+from streams.app import Strata
+from streams.tables import on_partition
+
+
+def make_entry(event: Event, items: ItemIndex, max_text_chars: int) -> dict:
+    """A window entry: scrubbed, bounded, segmented text; an item's text and categories fill gaps."""
+    item = items.get(event.item_id) if event.item_id else None
+    text = event.text or (item.title if item else "")
+    text = clean(text, max_text_chars) if text else ""
+    cats = event.categories or (item.categories if item and item.categories else None)
+    return {
+        "id": event.event_id,
+        "ts": event.ts_ms,
+        "type": event.type,
+        "item": event.item_id,
+        "text": text,
+        "tokens": list(segment(text)) if text else [],
+        "cats": cats,
+        "attrs": event.attrs.model_dump(exclude_none=True),
+    }
+
+
+def resolve_entry(entry: dict, items: ItemIndex, max_text_chars: int) -> dict:
+    """An entry whose item was unknown at ingest, completed from the catalogue if it is known now."""
+    if entry["text"] and entry["cats"] or not entry["item"]:
+        return entry
+    item = items.get(entry["item"])
+    if item is None:
+        return entry
+    resolved = dict(entry)
+    if not entry["text"] and item.title:
+        resolved["text"] = clean(item.title, max_text_chars)
+        resolved["tokens"] = list(segment(resolved["text"]))
+    if not entry["cats"] and item.categories:
+        resolved["cats"] = item.categories
+    return resolved
+
+
+def dlq_record(rejection: Rejection, topic: str, partition: int, offset: int, raw: Optional[bytes]) -> dict:
+    return {
+        "error": rejection.as_dict(),
+        "source": {"topic": topic, "partition": partition, "offset": offset},
+        "raw": base64.b64encode(raw or b"").decode("ascii"),
+        "at": iso_ms(int(time.time() * 1000)),
+    }
+
+
+def check_key(key: Optional[bytes], event: Event) -> None:
+    """User-keyed topics must be keyed by user_id, or the user's events spread over partitions."""
+    if key is None or key.decode("utf-8", "replace") != event.user_id:
+        shown = None if key is None else key.decode("utf-8", "replace")
+        raise Rejected(Rejection("key_mismatch", f"record key {shown!r} is not the event's user_id "
+                                 f"{event.user_id!r}; key events by user_id", "user_id"))
+
+
+async def ingest_batch(strata: Strata, events: list) -> None:
+    s = strata.settings
+    now_ms = int(time.time() * 1000)
+    metrics.INGEST_BATCH.observe(len(events))
+    groups: dict[tuple[str, int, str], list[Event]] = {}
+    for ev in events:
+        msg = ev.message
+        event_type = strata.event_type_of(msg.topic)
+        try:
+            event = parse_event(msg.value, topic_type=event_type, max_bytes=s.max_event_bytes,
+                                max_future_s=s.max_future_s, now_ms=now_ms)
+            check_key(msg.key, event)
+        except Rejected as rejected:
+            r = rejected.rejection
+            await strata.dlq.send(key=msg.key, value=_json(dlq_record(r, msg.topic, msg.partition, msg.offset,
+                                                                      msg.value)))
+            metrics.EVENTS.labels(event_type, "rejected").inc()
+            metrics.REJECTED.labels(r.code).inc()
+            continue
+        groups.setdefault((msg.topic, msg.partition, event.user_id), []).append(event)
+
+    bounds = s.window_bounds
+    for (topic, partition, user_id), user_events in groups.items():
+        with on_partition(strata.app, topic, partition):
+            doc = strata.windows.get(user_id.encode())
+            window = Window.from_dict(doc) if doc else Window(user_id)
+            added = 0
+            for event in user_events:
+                if window.add(make_entry(event, strata.item_index, s.max_text_chars), now_ms, bounds):
+                    added += 1
+                    metrics.EVENTS.labels(event.type, "accepted").inc()
+                else:
+                    metrics.EVENTS.labels(event.type, "duplicate").inc()
+            if not added:
+                continue
+            metrics.WINDOW_EVICTIONS.inc(window.trim(bounds))
+            # The partition is kept so a rescan after a rebalance knows where to write the profile.
+            strata.windows[user_id.encode()] = {**window.to_dict(), "partition": partition}
+        strata.dirty.mark(partition, user_id)
+        metrics.WINDOW_EVENTS.observe(len(window.entries))
+    metrics.DIRTY_USERS.set(len(strata.dirty))
+
+
+def _json(doc: dict) -> bytes:
+    return json.dumps(doc, ensure_ascii=False).encode("utf-8")
+
+
+def register(strata: Strata) -> None:
+    s = strata.settings
+
+    @strata.app.agent(strata.source, name="ingest")
+    async def ingest(stream):
+        async for events in stream.take_events(s.ingest_batch, within=s.ingest_within_s):
+            await ingest_batch(strata, events)

@@ -1,0 +1,36 @@
+"""Strata's Prometheus metrics. Faust's own sensor (set up in app.py) serves them at /metrics."""
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS = Counter("strata_events_total", "Events consumed, by type and outcome", ["type", "outcome"])
+REJECTED = Counter("strata_events_rejected_total", "Records sent to the DLQ, by reason", ["reason"])
+WINDOW_EVENTS = Histogram(
+    "strata_window_events", "Events in a user's window after a write",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
+)
+WINDOW_EVICTIONS = Counter("strata_window_evictions_total", "Entries evicted from windows by the bounds")
+INGEST_BATCH = Histogram(
+    "strata_ingest_batch_events", "Events per ingest batch", buckets=(1, 10, 50, 100, 500, 1000, 2000, 5000)
+)
+DIRTY_USERS = Gauge("strata_dirty_users", "Users whose window changed since their last profile")
+INFERENCE_BATCH = Histogram(
+    "strata_inference_batch_users", "Users per inference batch", buckets=(1, 8, 32, 64, 128, 256, 512, 1024)
+)
+INFERENCE_SECONDS = Histogram(
+    "strata_inference_seconds", "Seconds per inference batch (model and keywords)",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+ENCODE_CACHE = Counter("strata_encode_cache_total", "Text encodings by cache outcome", ["outcome"])
+PROFILES = Counter("strata_profiles_emitted_total", "Profiles published")
+RECOMMENDATIONS = Counter("strata_recommendations_emitted_total", "Recommendation lists published")
+EVENT_TO_PROFILE = Histogram(
+    "strata_event_to_profile_seconds", "From a user's first unprofiled event being accepted to its profile",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30, 60),
+)
+MODEL_INFO = Gauge("strata_model_info", "The profile model in use (value 1)", ["model_version"])
+CHECKPOINT_RELOADS = Counter("strata_checkpoint_reloads_total", "Checkpoints loaded and swapped in")
+CHECKPOINT_FAILURES = Counter("strata_checkpoint_reload_failures_total", "Checkpoints refused")
+
+
+def set_model_version(version: str) -> None:
+    MODEL_INFO.clear()
+    MODEL_INFO.labels(model_version=version).set(1)

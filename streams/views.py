@@ -1,0 +1,16 @@
+"""Web views on the worker's port: the latest profile of a user, served by the owning worker."""
+from __future__ import annotations
+
+from streams.app import Strata
+
+
+def register(strata: Strata) -> None:
+    app = strata.app
+
+    @app.page("/profiles/{user_id}/")
+    @app.table_route(table=strata.profiles, match_info="user_id")
+    async def get_profile(web, request, user_id: str):
+        profile = strata.profiles.get(user_id.encode())
+        if profile is None:
+            return web.json({"error": f"no profile for user {user_id!r} yet"}, status=404)
+        return web.json(profile)
