@@ -110,8 +110,11 @@ def build(settings: Settings, model: ProfileModel) -> Strata:
         ),
         profiles=app.Table("profiles", changelog_topic=profiles_topic, **table),
         # Raw values: a malformed catalogue record is skipped when read, never fatal.
+        # synchronize_all_active_partitions: keep reading the catalogue after start-up, so
+        # items published later reach every worker.
         items=app.tables.add(TopicBackedGlobalTable(app, name="items", changelog_topic=items_topic,
-                                                    on_changelog_event=on_item, value_type=bytes, **table)),
+                                                    on_changelog_event=on_item, value_type=bytes,
+                                                    is_global=True, synchronize_all_active_partitions=True, **table)),
         model=model,
         item_index=index,
     )

@@ -14,3 +14,10 @@ def register(strata: Strata) -> None:
         if profile is None:
             return web.json({"error": f"no profile for user {user_id!r} yet"}, status=404)
         return web.json(profile)
+
+    @app.page("/ready/")
+    async def ready(web, request):
+        """200 once this worker has its partitions and its tables are recovered (a readiness probe)."""
+        recovery = app.tables.recovery
+        ok = recovery.completed.is_set() and not recovery.in_recovery
+        return web.json({"ready": ok}, status=200 if ok else 503)

@@ -1,0 +1,81 @@
+"""A worker as a child process (`strata worker ...`): how the demo, the benchmark and the tests run one."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Optional
+
+from streams.broker import free_port
+
+
+class WorkerProcess:
+    def __init__(self, broker_url: str, data_dir: Path, log_path: Path, web_port: Optional[int] = None,
+                 partitions: int = 4, env: Optional[dict] = None):
+        self.broker_url = broker_url
+        self.data_dir = Path(data_dir)
+        self.log_path = Path(log_path)
+        self.web_port = web_port or free_port()
+        self.partitions = partitions
+        self.env = env or {}
+        self.process: Optional[subprocess.Popen] = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    def start(self) -> "WorkerProcess":
+        cmd = [sys.executable, "-m", "streams.cli", "worker", "--broker", self.broker_url,
+               "--data-dir", str(self.data_dir), "--web-port", str(self.web_port),
+               "--partitions", str(self.partitions)]
+        with open(self.log_path, "ab") as out:
+            self.process = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                            env={**os.environ, **self.env}, start_new_session=True)
+        return self
+
+    def get(self, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+
+    def wait_ready(self, timeout: float = 60.0) -> float:
+        """Seconds until /ready/ answers 200; raises with the log's tail if the worker dies or hangs."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                if self.get("/ready/")[0] == 200:
+                    return time.monotonic() - started
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"worker not ready after {timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, no clean shutdown."""
+        if self.process and self.process.poll() is None:
+            os.kill(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        os.kill(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()

@@ -1,0 +1,72 @@
+"""Fixtures: a real Tansu broker process per test, and workers as real child processes."""
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from streams.broker import EmbeddedBroker
+from streams.clients import read_topic
+from streams.process import WorkerProcess
+from streams.settings import Settings
+from streams.topics import create_topics, windows_changelog
+
+
+class Cluster:
+    def __init__(self, broker: EmbeddedBroker, tmp: Path):
+        self.broker = broker
+        self.tmp = tmp
+        self.settings = Settings.from_env(broker=broker.url, partitions=4)
+        self.workers: list[WorkerProcess] = []
+
+    def worker(self, name: str = "w1", env: dict | None = None) -> WorkerProcess:
+        w = WorkerProcess(self.broker.url, self.tmp / name, self.tmp / f"{name}.log", env=env)
+        self.workers.append(w)
+        return w.start()
+
+    def records(self, topic: str, idle: float = 1.5) -> list:
+        return list(read_topic(self.settings.broker_info(), self.settings.topic(topic), idle_timeout=idle))
+
+    def latest_profiles(self) -> dict[str, dict]:
+        return {r.key.decode(): json.loads(r.value) for r in self.records("profiles")}
+
+    def profile_versions(self) -> dict[str, list[int]]:
+        versions = defaultdict(list)
+        for r in self.records("profiles"):
+            versions[r.key.decode()].append(json.loads(r.value)["version"])
+        return versions
+
+    def latest_windows(self) -> dict[str, dict]:
+        """The windows table as its changelog holds it: what a restore would give."""
+        records = read_topic(self.settings.broker_info(), windows_changelog(self.settings), idle_timeout=1.5)
+        return {r.key.decode(): json.loads(r.value) for r in records}
+
+    def wait_for_profiles(self, expected: dict[str, int], timeout: float = 90.0) -> dict[str, dict]:
+        """Until every user's latest profile covers `expected[user]` events (or the timeout)."""
+        deadline = time.monotonic() + timeout
+        latest: dict[str, dict] = {}
+        while time.monotonic() < deadline:
+            latest = self.latest_profiles()
+            if all(latest.get(u, {}).get("events_seen") == n for u, n in expected.items()):
+                return latest
+            time.sleep(1.0)
+        behind = {u: (latest.get(u, {}).get("events_seen"), n) for u, n in expected.items()
+                  if latest.get(u, {}).get("events_seen") != n}
+        raise AssertionError(f"{len(behind)} users without an up-to-date profile, e.g. "
+                             f"{list(behind.items())[:5]} (seen, expected)\n"
+                             + "\n".join(w.log_tail(15) for w in self.workers))
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+        c = Cluster(broker, tmp_path)
+        create_topics(c.settings)
+        try:
+            yield c
+        finally:
+            for w in c.workers:
+                w.stop()

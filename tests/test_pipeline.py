@@ -1,0 +1,110 @@
+"""End to end on a real broker: valid events become layered profiles, malformed records land in the DLQ."""
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections import Counter
+
+import pytest
+from kafka import KafkaProducer
+
+from model.synthetic import generate
+from streams.clients import encode, producer, publish_events, publish_items
+
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(240)]
+
+GOOD = {"event_id": "x", "user_id": "bad-user", "type": "browse", "ts": "2026-11-01T00:00:00Z", "text": "三体"}
+
+
+def _malformed() -> list[tuple[str, bytes | None, bytes, str]]:
+    """(topic, key, value, expected error code) for each kind of bad record."""
+    def ev(**changes):
+        doc = {**GOOD, **changes}
+        return encode({k: v for k, v in doc.items() if v is not None})
+
+    key = b"bad-user"
+    return [
+        ("events.browse", key, b"{not json", "bad_json"),
+        ("events.browse", key, b'{"text": "\xff\xfe broken"}', "bad_utf8"),
+        ("events.browse", key, ev(event_id="m1", user_id=None), "missing_field"),
+        ("events.browse", key, ev(event_id="m2", ts=None), "missing_field"),
+        ("events.browse", key, ev(event_id="m3", text=None), "no_content"),
+        ("events.browse", key, ev(event_id=12345), "wrong_type"),
+        ("events.browse", key, ev(event_id="m5", attrs={"dwell_ms": "long"}), "wrong_type"),
+        ("events.review", key, ev(event_id="m6", type="review", attrs={"rating": 9}), "out_of_range"),
+        ("events.purchase", key, ev(event_id="m7"), "type_mismatch"),
+        ("events.browse", key, ev(event_id="m8", type="click"), "unknown_type"),
+        ("events.browse", key, ev(event_id="m9", ts="2099-01-01T00:00:00Z"), "future_timestamp"),
+        ("events.browse", key, ev(event_id="m10", ts="yesterday"), "bad_timestamp"),
+        ("events.browse", key, ev(event_id="m11", text="x" * 70_000), "too_large"),
+        ("events.browse", key, b"[1, 2, 3]", "wrong_type"),
+        ("events.browse", b"someone-else", ev(event_id="m12"), "key_mismatch"),
+    ]
+
+
+def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
+    worker = cluster.worker()
+    startup = worker.wait_ready(timeout=30)
+    # Start-up on the embedded broker takes seconds, not Faust's default 30 s group timeouts.
+    assert startup < 20, f"worker took {startup:.1f} s to become ready"
+
+    items, events = generate(2400, 120, seed=3)
+    expected = Counter(e["user_id"] for e in events)
+    assert len(expected) >= 100 and len(events) >= 2000
+    p = producer(cluster.settings.broker_info())
+    publish_items(p, cluster.settings, items)
+    publish_events(p, cluster.settings, events)
+    bad = _malformed()
+    raw = KafkaProducer(bootstrap_servers=cluster.broker.bootstrap, batch_size=0)
+    for topic, key, value, _ in bad:
+        raw.send(topic, key=key, value=value)
+    raw.flush()
+
+    profiles = cluster.wait_for_profiles(dict(expected))
+    for user, profile in profiles.items():
+        if user not in expected:
+            continue
+        assert set(profile["layers"]) == {"surface", "middle", "deep"}
+        for layer, dist in profile["layers"].items():
+            assert abs(sum(x["p"] for x in dist) - 1.0) < 1e-3, (user, layer)
+            assert dist == sorted(dist, key=lambda x: -x["p"])
+        assert profile["keywords"]["surface"], user
+        assert profile["window"]["events"] == min(expected[user], 128)
+    assert "bad-user" not in profiles  # no malformed record produced state
+
+    dlq = [json.loads(r.value) for r in cluster.records("events.dlq")]
+    assert len(dlq) == len(bad)
+    by_raw = {base64.b64decode(d["raw"]): d for d in dlq}
+    for topic, key, value, code in bad:
+        entry = by_raw[value]
+        assert entry["error"]["code"] == code, (value[:60], entry["error"])
+        assert entry["error"]["message"]
+        assert entry["source"]["topic"] == topic
+    # No valid event was rejected: the accepted count is exactly what was published.
+    metrics = worker.get("/metrics")[1].decode()
+    accepted = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                   if line.startswith("strata_events_total{") and 'outcome="accepted"' in line)
+    assert accepted == len(events)
+
+    # The owning worker serves the latest profile over HTTP.
+    user = next(iter(expected))
+    status, body = worker.get(f"/profiles/{user}/")
+    assert status == 200 and json.loads(body)["events_seen"] == expected[user]
+    assert worker.get("/profiles/nobody/")[0] == 404
+
+    recs = {r.key.decode(): json.loads(r.value) for r in cluster.records("recommendations")}
+    assert recs[user]["items"] and recs[user]["profile_version"] >= 1
+    seen_items = {e["item_id"] for e in events if e["user_id"] == user}
+    assert not seen_items & {i["item_id"] for i in recs[user]["items"]}
+
+
+def test_worker_refuses_to_start_without_its_topics(tmp_path):
+    from streams.broker import EmbeddedBroker
+    from streams.process import WorkerProcess
+
+    with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
+        w = WorkerProcess(broker.url, tmp_path / "w", tmp_path / "w.log").start()
+        assert w.process.wait(timeout=30) != 0
+        log = w.log_path.read_text()
+        assert "missing topic 'events.browse'" in log and "strata topics create" in log
