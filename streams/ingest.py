@@ -103,12 +103,14 @@ async def ingest_batch(strata: Strata, events: list) -> None:
                     metrics.EVENTS.labels(event.type, "accepted").inc()
                 else:
                     metrics.EVENTS.labels(event.type, "duplicate").inc()
-            if not added:
-                continue
+            # Written even when every event was a duplicate: a replay after a crash means the
+            # local RocksDB may hold a window its changelog never received, and this write is
+            # what brings the changelog (and so any future restore) up to date.
             metrics.WINDOW_EVICTIONS.inc(window.trim(bounds))
             # The partition is kept so a rescan after a rebalance knows where to write the profile.
             strata.windows[user_id.encode()] = {**window.to_dict(), "partition": partition}
-        strata.dirty.mark(partition, user_id)
+        if added:
+            strata.dirty.mark(partition, user_id)
         metrics.WINDOW_EVENTS.observe(len(window.entries))
     metrics.DIRTY_USERS.set(len(strata.dirty))
 
