@@ -72,6 +72,8 @@ def keywords(token_lists: Iterable[Iterable[str]], k: int = 5, weights: Optional
     weights = list(weights) if weights is not None else None
     for i, tokens in enumerate(token_lists):
         w = weights[i] if weights is not None else 1.0
+        if w <= 0:
+            continue
         for t in tokens:
             if len(t) > 1 and t not in stop and not t.isdigit() and not t.startswith("<"):
                 counts[t] += w

@@ -118,9 +118,13 @@ _PYDANTIC_CODES = {
 }
 
 
+_UNION_TAGS = {"str", "int"}
+
+
 def _from_validation_error(exc: ValidationError) -> Rejection:
     err = exc.errors(include_url=False)[0]
-    field = ".".join(str(p) for p in err["loc"]) or None
+    # Union members add their type as a location part ("ts.str"); the field is what producers name.
+    field = ".".join(str(p) for p in err["loc"] if p not in _UNION_TAGS) or None
     kind = err["type"]
     code = _PYDANTIC_CODES.get(kind, "wrong_type" if kind.endswith("_type") else "invalid_value")
     if field == "ts" and kind == "value_error":

@@ -1,0 +1,77 @@
+"""Event parsing: every kind of bad input gets a precise reason; valid input is never refused."""
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from model.synthetic import generate
+from state.event import Rejected, json_schema, parse_event
+
+NOW = 1_795_000_000_000  # a fixed "now" (2026-11) for the future-timestamp check
+GOOD = {"event_id": "e1", "user_id": "u1", "type": "purchase", "ts": "2026-11-01T09:30:00Z",
+        "item_id": "sku-1", "text": "三体 全集", "attrs": {"price": 89.0, "quantity": 1},
+        "categories": ["文娱", "阅读", "科幻小说"]}
+
+
+def parse(doc, **kw):
+    raw = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    return parse_event(raw, now_ms=NOW, **kw)
+
+
+def code_of(doc, **kw):
+    with pytest.raises(Rejected) as info:
+        parse(doc, **kw)
+    return info.value.rejection
+
+
+def test_valid_event_parses_with_iso_or_epoch_ms():
+    e = parse(GOOD, topic_type="purchase")
+    assert e.ts_ms == 1793525400000 and e.attrs.price == 89.0
+    assert parse({**GOOD, "ts": 1793525400000}).ts_ms == 1793525400000
+    assert parse({**GOOD, "attrs": {"price": 5}}).attrs.price == 5  # an int is a JSON number
+    assert parse({k: v for k, v in GOOD.items() if k != "text"}).item_id == "sku-1"
+
+
+@pytest.mark.parametrize("doc, code, field", [
+    (b"{oops", "bad_json", None),
+    (b"\xff\xfe{}", "bad_utf8", None),
+    (b"[]", "wrong_type", None),
+    ({**GOOD, "user_id": 42}, "wrong_type", "user_id"),
+    ({**GOOD, "event_id": ""}, "out_of_range", "event_id"),
+    ({**GOOD, "type": "click"}, "unknown_type", "type"),
+    ({**GOOD, "ts": "last tuesday"}, "bad_timestamp", "ts"),
+    ({**GOOD, "ts": "2026-11-01T09:30:00"}, "bad_timestamp", "ts"),
+    ({**GOOD, "ts": True}, "wrong_type", "ts"),
+    ({**GOOD, "attrs": {"rating": 6}}, "out_of_range", "attrs.rating"),
+    ({**GOOD, "attrs": {"price": -1}}, "out_of_range", "attrs.price"),
+    ({**GOOD, "attrs": {"dwell_ms": "10"}}, "wrong_type", "attrs.dwell_ms"),
+    ({**GOOD, "categories": "文娱"}, "wrong_type", "categories"),
+    ({k: v for k, v in GOOD.items() if k != "user_id"}, "missing_field", "user_id"),
+    ({k: v for k, v in GOOD.items() if k not in ("text", "item_id")}, "no_content", None),
+])
+def test_invalid_events_are_rejected_with_a_precise_reason(doc, code, field):
+    r = code_of(doc)
+    assert (r.code, r.field) == (code, field)
+    assert r.message
+
+
+def test_topic_mismatch_future_timestamp_and_size_bound():
+    assert code_of(GOOD, topic_type="browse").code == "type_mismatch"
+    assert code_of({**GOOD, "ts": NOW + 3600_000}).code == "future_timestamp"
+    assert parse({**GOOD, "ts": NOW + 60_000}).ts_ms  # small clock skew is fine
+    big = {**GOOD, "text": "字" * 30_000}
+    assert code_of(big, max_bytes=64 * 1024).code == "too_large"
+
+
+def test_shipped_json_schema_is_the_models_and_accepts_generated_events():
+    shipped = json.loads((Path(__file__).parent.parent / "schemas" / "event.v1.json").read_text())
+    assert shipped == json_schema(), "regenerate with `strata schema --out schemas/event.v1.json`"
+    validator = jsonschema.Draft202012Validator(shipped)
+    _, events = generate(300, 20, seed=1)
+    for e in events:
+        validator.validate(e)
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate({**GOOD, "user_id": 42})
+    with pytest.raises(jsonschema.ValidationError):
+        validator.validate({k: v for k, v in GOOD.items() if k not in ("text", "item_id")})

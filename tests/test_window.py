@@ -1,0 +1,45 @@
+from state.window import Window, WindowBounds
+
+DAY = 86400_000
+
+
+def entry(i, ts, text="x"):
+    return {"id": f"e{i}", "ts": ts, "type": "browse", "item": None, "text": text, "tokens": [], "cats": None,
+            "attrs": {}}
+
+
+def test_duplicates_are_skipped_and_entries_kept_in_time_order():
+    w, b = Window("u"), WindowBounds()
+    assert w.add(entry(1, 300), 0, b) and w.add(entry(2, 100), 0, b) and w.add(entry(3, 200), 0, b)
+    assert not w.add(entry(2, 100), 0, b)
+    assert [e["id"] for e in w.entries] == ["e2", "e3", "e1"] and w.events_seen == 3
+
+
+def test_bounds_by_count_age_and_bytes():
+    b = WindowBounds(max_events=5, max_age_ms=10 * DAY, max_bytes=10_000)
+    w = Window("u")
+    for i in range(8):
+        w.add(entry(i, i * DAY), 0, b)
+    assert w.trim(b) == 3 and [e["id"] for e in w.entries] == ["e3", "e4", "e5", "e6", "e7"]
+    w.add(entry(99, 30 * DAY), 0, b)
+    w.trim(b)
+    assert [e["id"] for e in w.entries] == ["e99"]  # the others are older than 10 days
+    small = WindowBounds(max_bytes=600)
+    w = Window("u")
+    for i in range(10):
+        w.add(entry(i, i, text="字" * 50), 0, small)
+    w.trim(small)
+    assert 1 <= len(w.entries) < 10 and w.entries[-1]["id"] == "e9"
+
+
+def test_evicted_ids_are_still_recognised_and_round_trip():
+    b = WindowBounds(max_events=2, max_seen_ids=4)
+    w = Window("u")
+    for i in range(4):
+        w.add(entry(i, i), 0, b)
+        w.trim(b)
+    assert len(w.entries) == 2 and not w.add(entry(0, 0), 0, b)  # replay of an evicted event
+    w2 = Window.from_dict(w.to_dict())
+    assert "e1" in w2 and w2.events_seen == 4
+    w2.add(entry(4, 4), 0, b)
+    assert "e0" not in w2  # the id memory is bounded too
