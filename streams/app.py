@@ -21,6 +21,7 @@ from model.profile import ProfileModel
 from state.dirty import DirtyUsers
 from state.event import Item
 from state.items import ItemIndex
+from streams.consumer import Transport
 from streams.settings import Settings
 from streams.tables import TopicBackedGlobalTable
 from streams.topics import EVENT_TYPES, event_topic, windows_changelog
@@ -80,7 +81,9 @@ def faust_app(settings: Settings) -> faust.App:
     )
     if broker.embedded:
         conf.update(EMBEDDED_BROKER_CONF)
-    return faust.App(settings.app_id, **conf)
+    app = faust.App(settings.app_id, **conf)
+    app.transport = Transport(app.conf.broker_consumer, app)
+    return app
 
 
 def build(settings: Settings, model: ProfileModel) -> Strata:

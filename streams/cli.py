@@ -189,6 +189,32 @@ def demo(events, users, timeout) -> None:
     sys.exit(run_demo(events, users, timeout))
 
 
+@cli.group()
+def bench() -> None:
+    """Benchmarks: figures and ratios against a baseline measured in the same run."""
+
+
+@bench.command("ingest")
+@click.option("--events", type=int, default=20000, show_default=True)
+@click.option("--users", type=int, default=2000, show_default=True)
+@click.option("--runs", type=int, default=3, show_default=True, help="medians are reported over runs")
+@click.option("--json-out", type=click.Path(path_type=Path), default=None, help="also write the figures here")
+def bench_ingest_cmd(events, users, runs, json_out) -> None:
+    """Worker events/s on the embedded broker next to a bare aiokafka consume->produce loop,
+    and event->profile delay (p50, p99) with a 1 s profile timer."""
+    from streams.bench import bench_ingest
+
+    r = bench_ingest(events, users, runs)
+    click.echo(f"\ningest, {events} events, {users} users, median of {runs} runs:")
+    click.echo(f"  bare aiokafka consume->produce  {r['bare_median']:9.0f} events/s")
+    click.echo(f"  strata worker                   {r['worker_median']:9.0f} events/s")
+    click.echo(f"  ratio worker / bare             {r['ratio_median']:9.2f}")
+    click.echo(f"  event->profile delay at 200 ev/s: p50 {r['delay_p50']:.2f} s, p99 {r['delay_p99']:.2f} s "
+               f"({r['delay_events']} events)")
+    if json_out:
+        json_out.write_text(json.dumps(r, indent=1))
+
+
 def main() -> None:
     cli(prog_name="strata")
 

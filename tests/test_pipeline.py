@@ -44,17 +44,19 @@ def _malformed() -> list[tuple[str, bytes | None, bytes, str]]:
 
 
 def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
-    worker = cluster.worker()
-    startup = worker.wait_ready(timeout=30)
-    # Start-up on the embedded broker takes seconds, not Faust's default 30 s group timeouts.
-    assert startup < 20, f"worker took {startup:.1f} s to become ready"
-
     items, events = generate(2400, 120, seed=3)
     expected = Counter(e["user_id"] for e in events)
     assert len(expected) >= 100 and len(events) >= 2000
     p = producer(cluster.settings.broker_info())
     publish_items(p, cluster.settings, items)
-    publish_events(p, cluster.settings, events)
+    # Half before the worker's group exists (it must start from the earliest offset), half after.
+    publish_events(p, cluster.settings, events[:1200])
+
+    worker = cluster.worker()
+    startup = worker.wait_ready(timeout=30)
+    # Start-up on the embedded broker takes seconds, not Faust's default 30 s group timeouts.
+    assert startup < 20, f"worker took {startup:.1f} s to become ready"
+    publish_events(p, cluster.settings, events[1200:])
     bad = _malformed()
     raw = KafkaProducer(bootstrap_servers=cluster.broker.bootstrap, batch_size=0)
     for topic, key, value, _ in bad:

@@ -1,0 +1,165 @@
+"""`strata bench ingest`: worker throughput against a bare aiokafka loop, and event-to-profile delay.
+
+Everything runs on the embedded broker in one process tree, so the ratio (worker / bare loop)
+is the figure that travels between machines; absolute events/s depend on the box.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import click
+
+from model.synthetic import generate
+from streams.broker import EmbeddedBroker
+from streams.clients import producer, publish_events, publish_items, read_topic
+from streams.process import WorkerProcess
+from streams.settings import Settings
+from streams.topics import EVENT_TYPES, create_topics, event_topic
+
+
+def _accepted(worker: WorkerProcess) -> float:
+    try:
+        text = worker.get("/metrics")[1].decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("strata_events_total{") and 'outcome="accepted"' in line)
+
+
+async def _bare_loop(bootstrap: str, topics: list[str], sink: str, n: int) -> float:
+    """Consume every event and produce it on: the floor any Kafka consumer pays. Events/s."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    # The same one-record batches the worker must use on this broker.
+    prod = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1, acks=1)
+    await consumer.start()
+    await prod.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        seen, started = 0, None
+        while seen < n:
+            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            for records in batches.values():
+                if started is None:
+                    started = time.perf_counter()
+                for r in records:
+                    await prod.send(sink, key=r.key, value=r.value)
+                seen += len(records)
+        await prod.flush()
+        return n / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+        await prod.stop()
+
+
+def _worker_rate(broker: EmbeddedBroker, settings: Settings, workdir: Path, events: list[dict], run: int) -> float:
+    """Events/s from the first accepted event to the last, all events published beforehand."""
+    worker = WorkerProcess(broker.url, workdir / f"w{run}", workdir / f"w{run}.log",
+                           env={"STRATA_APP_ID": settings.app_id, "STRATA_TOPIC_PREFIX": settings.topic_prefix})
+    worker.start()
+    try:
+        worker.wait_ready()
+        first = None
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            n = _accepted(worker)
+            if n > 0 and first is None:
+                first = (time.perf_counter(), n)
+            if n >= len(events):
+                t0, n0 = first
+                return (n - n0) / max(time.perf_counter() - t0, 1e-9)
+            time.sleep(0.02)
+        raise TimeoutError(worker.log_tail())
+    finally:
+        worker.stop()
+
+
+def _delays(broker: EmbeddedBroker, settings: Settings, workdir: Path, events: list[dict], rate: float) -> list[float]:
+    """Publish at `rate` events/s into a caught-up worker; per event, seconds until a profile covers it."""
+    worker = WorkerProcess(broker.url, workdir / "delay", workdir / "delay.log",
+                           env={"STRATA_APP_ID": settings.app_id, "STRATA_TOPIC_PREFIX": settings.topic_prefix,
+                                "STRATA_PROFILE_INTERVAL_S": "1.0"})
+    worker.start()
+    try:
+        worker.wait_ready()
+        sent: dict[str, list[float]] = defaultdict(list)  # user -> send time of its k-th event
+        covered: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        stop = threading.Event()
+
+        def watch():
+            for r in read_topic(settings.broker_info(), settings.topic("profiles"), idle_timeout=None,
+                                deadline=time.monotonic() + 600):
+                p = json.loads(r.value)
+                covered[p["user_id"]].append((p["events_seen"], time.perf_counter()))
+                if stop.is_set() and all(covered[u] and covered[u][-1][0] >= len(t) for u, t in sent.items()):
+                    return
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        p = producer(settings.broker_info())
+        start = time.perf_counter()
+        for i, e in enumerate(events):
+            wait = start + i / rate - time.perf_counter()
+            if wait > 0:
+                time.sleep(wait)
+            sent[e["user_id"]].append(time.perf_counter())
+            publish_events(p, settings, [e])
+        stop.set()
+        watcher.join(timeout=60)
+        out = []
+        for user, times in sent.items():
+            for k, t in enumerate(times, 1):
+                t_cov = next((tc for seen, tc in covered[user] if seen >= k), None)
+                if t_cov is not None:
+                    out.append(t_cov - t)
+        return out
+    finally:
+        worker.stop()
+
+
+def bench_ingest(n_events: int, n_users: int, runs: int) -> dict:
+    workdir = Path(tempfile.mkdtemp(prefix="strata-bench-"))
+    items, events = generate(n_events, n_users, seed=1)
+    results = {"events": n_events, "users": n_users, "runs": runs, "bare": [], "worker": []}
+    try:
+        with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
+            for run in range(runs):
+                settings = Settings.from_env(broker=broker.url, topic_prefix=f"b{run}.", app_id=f"bench{run}")
+                create_topics(settings)
+                p = producer(settings.broker_info())
+                publish_items(p, settings, items)
+                t0 = time.perf_counter()
+                publish_events(p, settings, events)
+                click.echo(f"run {run + 1}/{runs}: published {n_events} events in {time.perf_counter() - t0:.1f} s")
+                topics = [event_topic(settings, t) for t in EVENT_TYPES]
+                bare = asyncio.run(_bare_loop(broker.bootstrap, topics, settings.topic("recommendations"), n_events))
+                worker = _worker_rate(broker, settings, workdir, events, run)
+                results["bare"].append(bare)
+                results["worker"].append(worker)
+                click.echo(f"  bare aiokafka loop {bare:9.0f} ev/s   worker {worker:9.0f} ev/s   "
+                           f"ratio {worker / bare:.2f}")
+            settings = Settings.from_env(broker=broker.url, topic_prefix="delay.", app_id="benchdelay")
+            create_topics(settings)
+            publish_items(producer(settings.broker_info()), settings, items)
+            _, trickle = generate(min(n_events, 3000), min(n_users, 300), seed=2)
+            delays = sorted(_delays(broker, settings, workdir, trickle, rate=200.0))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    results.update(
+        bare_median=statistics.median(results["bare"]), worker_median=statistics.median(results["worker"]),
+        ratio_median=statistics.median([w / b for w, b in zip(results["worker"], results["bare"])]),
+        delay_events=len(delays), delay_p50=delays[len(delays) // 2] if delays else None,
+        delay_p99=delays[int(len(delays) * 0.99)] if delays else None,
+    )
+    return results
