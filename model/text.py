@@ -44,6 +44,11 @@ def clean(text: str, max_chars: int = 512) -> str:
     return scrub(normalise(text))[:max_chars]
 
 
+def warm_up() -> None:
+    """Load jieba's dictionary now (about a second) rather than inside the first batch."""
+    jieba.initialize()
+
+
 def load_user_dict(path: str) -> None:
     """The user dictionary hook: one `word [freq [tag]]` a line, jieba's format."""
     jieba.load_userdict(path)

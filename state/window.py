@@ -72,13 +72,14 @@ class Window:
             horizon = self.entries[-1]["ts"] - bounds.max_age_ms
             cut = bisect.bisect_left([e["ts"] for e in self.entries], horizon)
             del self.entries[:cut]
-        sizes = [len(json.dumps(e, ensure_ascii=False).encode()) for e in self.entries]
-        total = sum(sizes)
-        cut = 0
-        while total > bounds.max_bytes and cut < len(self.entries) - 1:
-            total -= sizes[cut]
-            cut += 1
-        del self.entries[:cut]
+        # Measured as UTF-8 JSON; per-entry sizes only when the window is over the bound.
+        if len(json.dumps(self.entries, ensure_ascii=False).encode()) > bounds.max_bytes:
+            sizes = [len(json.dumps(e, ensure_ascii=False).encode()) + 1 for e in self.entries]
+            total, cut = sum(sizes), 0
+            while total > bounds.max_bytes and cut < len(self.entries) - 1:
+                total -= sizes[cut]
+                cut += 1
+            del self.entries[:cut]
         return before - len(self.entries)
 
     def to_dict(self) -> dict[str, Any]:

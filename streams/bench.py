@@ -138,7 +138,7 @@ def bench_ingest(n_events: int, n_users: int, runs: int) -> dict:
                 settings = Settings.from_env(broker=broker.url, topic_prefix=f"b{run}.", app_id=f"bench{run}")
                 create_topics(settings)
                 p = producer(settings.broker_info())
-                publish_items(p, settings, items)
+                publish_items(settings, items)
                 t0 = time.perf_counter()
                 publish_events(p, settings, events)
                 click.echo(f"run {run + 1}/{runs}: published {n_events} events in {time.perf_counter() - t0:.1f} s")
@@ -151,7 +151,7 @@ def bench_ingest(n_events: int, n_users: int, runs: int) -> dict:
                            f"ratio {worker / bare:.2f}")
             settings = Settings.from_env(broker=broker.url, topic_prefix="delay.", app_id="benchdelay")
             create_topics(settings)
-            publish_items(producer(settings.broker_info()), settings, items)
+            publish_items(settings, items)
             _, trickle = generate(min(n_events, 3000), min(n_users, 300), seed=2)
             delays = sorted(_delays(broker, settings, workdir, trickle, rate=200.0))
     finally:

@@ -121,7 +121,7 @@ def produce(broker, file, n_events, users, seed, topic) -> None:
         from model.synthetic import generate
 
         items, events = generate(n_events, users, seed=seed)
-        publish_items(p, settings, items)
+        publish_items(settings, items)
         with tqdm(total=len(events), desc="events", unit="ev") as bar:
             publish_events(p, settings, events, bar)
         click.echo(f"published {len(items)} items and {len(events)} events for {users} users")

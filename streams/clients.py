@@ -11,10 +11,17 @@ from streams.settings import Broker, Settings
 from streams.topics import EVENT_TYPES, event_topic
 
 
-def producer(broker: Broker) -> KafkaProducer:
-    # The embedded broker mis-reports end offsets when a batch holds several records, so
-    # there every record is its own batch (batch_size=0). A real Kafka gets normal batching.
-    batching = dict(batch_size=0) if broker.embedded else dict(linger_ms=5, batch_size=64 * 1024)
+def producer(broker: Broker, restorable: bool = False) -> KafkaProducer:
+    """`restorable`: the topic is read back to its end offset (a table's changelog, like `items`).
+
+    The embedded broker mis-reports end offsets when a batch holds several records, so records
+    for such topics go one per batch there. Event topics are never read to their end, so they
+    keep normal batching, which the embedded broker also needs to serve fetches quickly.
+    """
+    if broker.embedded and restorable:
+        batching = dict(batch_size=0)
+    else:
+        batching = dict(linger_ms=5, batch_size=64 * 1024)
     return KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", client_id="strata-produce", **batching)
 
 
@@ -27,12 +34,13 @@ def topic_for_event(settings: Settings, doc: dict) -> Optional[str]:
     return event_topic(settings, t) if t in EVENT_TYPES else None
 
 
-def publish_items(p: KafkaProducer, settings: Settings, items: Iterable[dict]) -> int:
+def publish_items(settings: Settings, items: Iterable[dict]) -> int:
+    p = producer(settings.broker_info(), restorable=True)
     n = 0
     for item in items:
         p.send(settings.topic("items"), key=item["item_id"].encode(), value=encode(item))
         n += 1
-    p.flush()
+    p.close()
     return n
 
 

@@ -53,7 +53,7 @@ def _stream(settings, broker, worker, n_events, n_users, seed, deadline) -> int:
     items, events = generate(n_events, n_users, seed=seed)
     expected = Counter(e["user_id"] for e in events)
     p = producer(settings.broker_info())
-    publish_items(p, settings, items)
+    publish_items(settings, items)
     t0 = time.monotonic()
     with tqdm(total=len(events), desc="publishing events", unit="ev", leave=False) as bar:
         publish_events(p, settings, events, bar)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from collections import Counter
 from typing import Optional
 
 from model.text import clean, segment
@@ -74,6 +75,7 @@ async def ingest_batch(strata: Strata, events: list) -> None:
     s = strata.settings
     now_ms = int(time.time() * 1000)
     metrics.INGEST_BATCH.observe(len(events))
+    outcomes: Counter[tuple[str, str]] = Counter()
     groups: dict[tuple[str, int, str], list[Event]] = {}
     for ev in events:
         msg = ev.message
@@ -86,7 +88,7 @@ async def ingest_batch(strata: Strata, events: list) -> None:
             r = rejected.rejection
             await strata.dlq.send(key=msg.key, value=_json(dlq_record(r, msg.topic, msg.partition, msg.offset,
                                                                       msg.value)))
-            metrics.EVENTS.labels(event_type, "rejected").inc()
+            outcomes[event_type, "rejected"] += 1
             metrics.REJECTED.labels(r.code).inc()
             continue
         groups.setdefault((msg.topic, msg.partition, event.user_id), []).append(event)
@@ -100,9 +102,9 @@ async def ingest_batch(strata: Strata, events: list) -> None:
             for event in user_events:
                 if window.add(make_entry(event, strata.item_index, s.max_text_chars), now_ms, bounds):
                     added += 1
-                    metrics.EVENTS.labels(event.type, "accepted").inc()
+                    outcomes[event.type, "accepted"] += 1
                 else:
-                    metrics.EVENTS.labels(event.type, "duplicate").inc()
+                    outcomes[event.type, "duplicate"] += 1
             # Written even when every event was a duplicate: a replay after a crash means the
             # local RocksDB may hold a window its changelog never received, and this write is
             # what brings the changelog (and so any future restore) up to date.
@@ -112,6 +114,8 @@ async def ingest_batch(strata: Strata, events: list) -> None:
         if added:
             strata.dirty.mark(partition, user_id)
         metrics.WINDOW_EVENTS.observe(len(window.entries))
+    for (event_type, outcome), n in outcomes.items():
+        metrics.EVENTS.labels(event_type, outcome).inc(n)
     metrics.DIRTY_USERS.set(len(strata.dirty))
 
 

@@ -7,6 +7,7 @@ import faust
 
 from model.profile import BaselineModel, ProfileModel
 from model.taxonomy import Taxonomy
+from model.text import warm_up
 from streams import metrics
 from streams.app import build
 from streams.settings import Settings
@@ -24,6 +25,7 @@ def profile_model(settings: Settings) -> ProfileModel:
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Blocks until the worker is stopped (SIGTERM or Ctrl-C)."""
     check_topics(settings)
+    warm_up()
     model = profile_model(settings)
     metrics.set_model_version(model.version)
     settings.data_dir.mkdir(parents=True, exist_ok=True)

@@ -47,7 +47,7 @@ def _crash_mid_stream(cluster, worker, events, min_accepted):
 def test_kill_9_and_restart_keeps_every_event_exactly_once(cluster):
     items, events = generate(2400, 100, seed=11)
     first, second, third = events[:800], events[800:1600], events[1600:]
-    publish_items(producer(cluster.settings.broker_info()), cluster.settings, items)
+    publish_items(cluster.settings, items)
 
     worker = cluster.worker("w1", env=BIG_WINDOWS)
     worker.wait_ready()

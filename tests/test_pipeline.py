@@ -48,7 +48,7 @@ def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
     expected = Counter(e["user_id"] for e in events)
     assert len(expected) >= 100 and len(events) >= 2000
     p = producer(cluster.settings.broker_info())
-    publish_items(p, cluster.settings, items)
+    publish_items(cluster.settings, items)
     # Half before the worker's group exists (it must start from the earliest offset), half after.
     publish_events(p, cluster.settings, events[:1200])
 
