@@ -14,11 +14,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+from model.entry import resolve_entry
 from model.profile import ProfileModel, profile_document
 from model.recommend import recommend
 from streams import metrics
 from streams.app import Strata, apply_item_record
-from streams.ingest import resolve_entry
 from streams.tables import on_partition, owned_partitions
 from streams.topics import event_topic
 

@@ -1,0 +1,96 @@
+"""Checkpoints: `checkpoints/<version>/` (model.safetensors, config.json, taxonomy.json, vocab.json,
+metrics.json) and `checkpoints/LATEST`, which names the newest and is replaced atomically."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Optional
+
+import torch
+from safetensors.torch import load_model, save_model
+
+from model.encoders import TextEncoder, encoder_from_config
+from model.profile import Horizons
+from model.taxonomy import LAYERS, Taxonomy
+from model.user_model import LayeredInterestModel
+
+FORMAT = 1
+LATEST = "LATEST"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that cannot be used: missing files, corrupt weights, incompatible config."""
+
+
+def latest_version(root: Path) -> Optional[str]:
+    try:
+        return (Path(root) / LATEST).read_text().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def save_checkpoint(root: Path, model: LayeredInterestModel, encoder: TextEncoder, taxonomy: Taxonomy,
+                    horizons: Horizons, model_config: dict, metrics: dict, make_latest: bool = True) -> Path:
+    """Write a new version directory, then point LATEST at it (rename: readers never see half)."""
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    tmp = root / f".tmp-{os.getpid()}-{time.time_ns()}"
+    tmp.mkdir()
+    save_model(model, str(tmp / "model.safetensors"))
+    digest = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()[:6]
+    version = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{digest}"
+    config = {
+        "format": FORMAT, "version": version, "encoder": encoder.config(), "model": model_config,
+        "horizons": asdict(horizons), "labels": {layer: len(taxonomy.labels[layer]) for layer in LAYERS},
+    }
+    (tmp / "config.json").write_text(json.dumps(config, indent=1))
+    taxonomy.save(tmp / "taxonomy.json")
+    encoder.save_extra(tmp)
+    (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1, ensure_ascii=False))
+    final = root / version
+    if final.exists():
+        shutil.rmtree(tmp)
+    else:
+        tmp.rename(final)
+    if make_latest:
+        point_latest(root, version)
+    return final
+
+
+def point_latest(root: Path, version: str) -> None:
+    tmp = Path(root) / f".{LATEST}.tmp"
+    tmp.write_text(version + "\n")
+    os.replace(tmp, Path(root) / LATEST)
+
+
+def load_checkpoint(directory: Path, device: torch.device = torch.device("cpu")):
+    """(model, encoder, taxonomy, horizons, config); raises CheckpointError saying what is wrong."""
+    directory = Path(directory)
+    try:
+        config = json.loads((directory / "config.json").read_text())
+        if config.get("format") != FORMAT:
+            raise CheckpointError(f"format {config.get('format')!r}, this worker reads format {FORMAT}")
+        taxonomy = Taxonomy.load(directory / "taxonomy.json")
+        for layer in LAYERS:
+            if len(taxonomy.labels[layer]) != config["labels"][layer]:
+                raise CheckpointError(f"{layer}: taxonomy has {len(taxonomy.labels[layer])} labels, "
+                                      f"weights were trained for {config['labels'][layer]}")
+        encoder = encoder_from_config(config["encoder"], directory)
+        model = LayeredInterestModel(encoder=encoder, **config["model"])
+        missing, unexpected = load_model(model, str(directory / "model.safetensors"), strict=True)
+        if missing or unexpected:
+            raise CheckpointError(f"weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
+    except CheckpointError:
+        raise
+    except FileNotFoundError as exc:
+        raise CheckpointError(f"missing file {Path(exc.filename).name}") from exc
+    except Exception as exc:  # corrupt JSON, corrupt safetensors, shape mismatches, unknown encoder
+        raise CheckpointError(f"{type(exc).__name__}: {exc}") from exc
+    model.to(device).eval()
+    encoder.to(device).eval()
+    return model, encoder, taxonomy, Horizons(**config["horizons"]), config

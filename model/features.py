@@ -1,0 +1,112 @@
+"""Windows as arrays: what the user model reads, and the forecast targets it is trained on. No torch.
+
+A batch of windows becomes per-event arrays (text index, type, behaviour attributes, time gaps,
+category ids) plus, per layer, the weighted category counts over that layer's past horizon:
+exactly the numbers the counting baseline uses, so the model starts where the baseline is.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from model.profile import Horizons, category_counts, layer_weights
+from model.taxonomy import LAYERS, PATH_INDEX, Taxonomy
+
+EVENT_TYPE_IDS = {"browse": 1, "purchase": 2, "review": 3}
+N_ATTRS = 6
+N_TIMES = 2
+
+
+@dataclass
+class Batch:
+    texts: list[str]  # the distinct texts of the batch; text_idx points into it
+    text_idx: np.ndarray  # [B, T] int64, -1 where the event has no text or is padding
+    types: np.ndarray  # [B, T] int64, 0 = padding
+    attrs: np.ndarray  # [B, T, N_ATTRS] float32
+    times: np.ndarray  # [B, T, N_TIMES] float32
+    cats: np.ndarray  # [B, T, 3] int64: label id + 1 per level (deep, middle, surface), 0 unknown
+    mask: np.ndarray  # [B, T] bool
+    # layer -> [B, 3, C]: counts of the layer's labels weighted by each past horizon, in LAYERS
+    # order (surface: last session, middle: two weeks, deep: decayed history). [:, own] is what
+    # the counting baseline uses; the others let the model see e.g. long-running habits when
+    # forecasting the next session.
+    past: dict[str, np.ndarray]
+
+
+def _attrs(entry: dict) -> list[float]:
+    a = entry.get("attrs") or {}
+    dwell, price, rating = a.get("dwell_ms"), a.get("price"), a.get("rating")
+    return [
+        math.log1p(dwell / 1000) if dwell is not None else 0.0,
+        math.log1p(price) if price is not None else 0.0,
+        float(a.get("quantity", 0)),
+        (rating - 3) / 2 if rating is not None else 0.0,
+        1.0 if rating is not None else 0.0,
+        1.0 if dwell is not None or price is not None else 0.0,
+    ]
+
+
+def featurize(windows: Sequence[Sequence[dict]], taxonomy: Taxonomy, horizons: Horizons, max_events: int) -> Batch:
+    b = len(windows)
+    t = max(1, min(max_events, max((len(w) for w in windows), default=1)))
+    text_idx = np.full((b, t), -1, dtype=np.int64)
+    types = np.zeros((b, t), dtype=np.int64)
+    attrs = np.zeros((b, t, N_ATTRS), dtype=np.float32)
+    times = np.zeros((b, t, N_TIMES), dtype=np.float32)
+    cats = np.zeros((b, t, 3), dtype=np.int64)
+    mask = np.zeros((b, t), dtype=bool)
+    past = {layer: np.zeros((b, len(LAYERS), len(taxonomy.labels[layer])), dtype=np.float32) for layer in LAYERS}
+    texts: dict[str, int] = {}
+    for i, window in enumerate(windows):
+        entries = list(window)[-t:]
+        if not entries:
+            continue
+        ts = np.array([e["ts"] for e in entries], dtype=float)
+        weights = layer_weights(ts, horizons)
+        for layer in LAYERS:
+            for k, horizon in enumerate(LAYERS):
+                past[layer][i, k] = category_counts(entries, weights[horizon], taxonomy, layer)
+        last = ts[-1]
+        prev = ts[0]
+        for j, e in enumerate(entries):
+            if e.get("text"):
+                text_idx[i, j] = texts.setdefault(e["text"], len(texts))
+            types[i, j] = EVENT_TYPE_IDS.get(e["type"], 0)
+            attrs[i, j] = _attrs(e)
+            times[i, j] = (math.log1p((e["ts"] - prev) / 3_600_000), math.log1p((last - e["ts"]) / 86_400_000))
+            prev = e["ts"]
+            for layer, pos in PATH_INDEX.items():
+                c = e.get("cats")
+                if c and pos < len(c):
+                    cats[i, j, pos] = taxonomy.index[layer].get(c[pos], -1) + 1
+            mask[i, j] = True
+    return Batch(list(texts), text_idx, types, attrs, times, cats, mask, past)
+
+
+def own_horizon(past: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each layer's counts over its own past horizon: the counting baseline's input."""
+    return {layer: past[layer][:, k] for k, layer in enumerate(LAYERS)}
+
+
+def future_targets(future: Sequence[dict], cut_ts: float, taxonomy: Taxonomy, horizons: Horizons) -> dict[str, np.ndarray]:
+    """Each layer's weighted category counts in its horizon *after* the moment of prediction.
+
+    surface: the events up to the next gap of `session_gap_ms` (the rest of this session, or
+    the next one); middle: the events within `middle_ms`; deep: all later events, decayed.
+    """
+    ts = np.array([e["ts"] for e in future], dtype=float)
+    if len(ts) == 0:
+        return {layer: np.zeros(len(taxonomy.labels[layer])) for layer in LAYERS}
+    gaps = np.diff(np.concatenate([[cut_ts], ts]))
+    breaks = np.nonzero(gaps[1:] > horizons.session_gap_ms)[0]
+    surface = np.zeros(len(ts))
+    surface[: breaks[0] + 1 if len(breaks) else len(ts)] = 1.0
+    weights = {
+        "surface": surface,
+        "middle": (ts <= cut_ts + horizons.middle_ms).astype(float),
+        "deep": np.power(0.5, (ts - cut_ts) / horizons.deep_half_life_ms),
+    }
+    return {layer: category_counts(future, weights[layer], taxonomy, layer) for layer in LAYERS}
