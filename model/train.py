@@ -308,3 +308,29 @@ def summary(metrics: dict) -> str:
 
 def write_metrics(path: Path, metrics: dict) -> None:
     path.write_text(json.dumps(metrics, indent=1, ensure_ascii=False))
+
+
+def evaluate_checkpoint(directory: Path, histories: dict[str, list[dict]]) -> dict:
+    """Re-score a checkpoint on the test users of `histories` (the split its seed made)."""
+    from model.learned import LearnedModel
+
+    learned = LearnedModel(directory, device=torch.device("cpu"))
+    metrics = json.loads((Path(directory) / "metrics.json").read_text())
+    cfg = TrainConfig(**{**metrics["config"], "progress": False})
+    rng = random.Random(cfg.seed)
+    _, _, test_users = split_users(list(histories), rng)
+    samples = [s for s in make_samples(histories, learned.taxonomy, learned.horizons, cfg, rng) if s.user in test_users]
+    if not samples:
+        raise ValueError("no test samples: is this the data the checkpoint was trained on?")
+    probs = {layer: [] for layer in LAYERS}
+    for i in range(0, len(samples), 256):
+        for dists in learned.predict([s.window for s in samples[i:i + 256]]):
+            for layer in LAYERS:
+                probs[layer].append(dists[layer])
+    mc = learned.config["model"]
+    past = own_horizon(featurize([s.window for s in samples], learned.taxonomy, learned.horizons, cfg.max_events).past)
+    prior = {layer: np.array(mc["prior"][layer]) for layer in LAYERS}
+    result = compare({k: np.stack(v) for k, v in probs.items()}, past, _stack(samples), prior, mc["alpha"])
+    result["users"] = {"test": len(test_users)}
+    result["samples"] = {"test": len(samples)}
+    return result

@@ -190,6 +190,113 @@ def demo(events, users, timeout) -> None:
 
 
 @cli.group()
+def data() -> None:
+    """Data sets for training and evaluation (written as Strata events)."""
+
+
+@data.command("movielens-100k")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="writes events.jsonl, items.jsonl, taxonomy.json")
+@click.option("--cache", type=click.Path(path_type=Path), default=Path(".cache/strata"), show_default=True,
+              help="where the recbole wheel that carries MovieLens-100k is downloaded")
+def data_movielens(out, cache) -> None:
+    """MovieLens-100k ratings as review events, with the genre/era movie taxonomy (model/movielens.py)."""
+    from model.movielens import convert, fetch_wheel
+
+    counts = convert(fetch_wheel(cache), out)
+    click.echo(f"wrote {counts['events']} events of {counts['users']} users and {counts['items']} items to {out}")
+
+
+@data.command("synthetic")
+@click.option("--out", type=click.Path(path_type=Path), required=True)
+@click.option("--events", "n_events", type=int, default=50000, show_default=True)
+@click.option("--users", type=int, default=2000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def data_synthetic(out, n_events, users, seed) -> None:
+    """Generated Chinese e-commerce/news/music events over the shipped taxonomy."""
+    from model.synthetic import generate
+    from model.taxonomy import Taxonomy
+
+    items, events = generate(n_events, users, seed=seed)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "events.jsonl").write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events), encoding="utf-8")
+    (out / "items.jsonl").write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
+    Taxonomy.load().save(out / "taxonomy.json")
+    click.echo(f"wrote {len(events)} events of {users} users and {len(items)} items to {out}")
+
+
+def _histories(data_file, items_file, from_topics, broker):
+    from model.train import load_histories, load_items, read_jsonl
+
+    items = load_items(read_jsonl(items_file)) if items_file else None
+    if from_topics:
+        from streams.clients import read_topic
+        from streams.topics import EVENT_TYPES, event_topic
+
+        settings = _settings(broker=broker)
+        b = _need_broker(settings)
+        lines = [r.value.decode("utf-8", "replace") for t in EVENT_TYPES
+                 for r in read_topic(b, event_topic(settings, t), idle_timeout=3.0) if r.value]
+    elif data_file:
+        lines = read_jsonl(data_file)
+    else:
+        raise click.UsageError("give --data FILE.jsonl or --from-topics --broker URL")
+    histories, invalid = load_histories(lines, items)
+    click.echo(f"{sum(len(h) for h in histories.values())} events of {len(histories)} users"
+               + (f" ({invalid} invalid lines skipped)" if invalid else ""))
+    return histories
+
+
+@cli.command()
+@click.option("--data", "data_file", type=click.Path(exists=True, path_type=Path), help="events, one JSON a line")
+@click.option("--from-topics", is_flag=True, help="replay the event topics instead of reading a file")
+@broker_option
+@click.option("--items", "items_file", type=click.Path(exists=True, path_type=Path), default=None,
+              help="catalogue (items.jsonl) for events that carry only item_id")
+@click.option("--taxonomy", type=click.Path(exists=True, path_type=Path), default=None,
+              help="taxonomy file (default: the shipped Chinese one)")
+@click.option("--encoder", default="cnn-lstm", show_default=True, help="hf:PATH (hf:minilm), scratch or cnn-lstm")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("checkpoints"), show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--epochs", type=int, default=20, show_default=True, help="at most; early stopping on validation")
+def train(data_file, from_topics, broker, items_file, taxonomy, encoder, out, seed, epochs) -> None:
+    """Train the layered model, score it against the tuned baseline on held-out users, write a checkpoint."""
+    from model.taxonomy import Taxonomy
+    from model.train import TrainConfig, summary
+    from model.train import train as run_training
+
+    histories = _histories(data_file, items_file, from_topics, broker)
+    try:
+        path, metrics = run_training(histories, Taxonomy.load(taxonomy), out, TrainConfig(encoder=encoder, seed=seed,
+                                                                                          epochs=epochs))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(summary(metrics))
+    click.echo(f"checkpoint {path} (LATEST now points at it)")
+
+
+@cli.command("eval")
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
+@click.option("--data", "data_file", type=click.Path(exists=True, path_type=Path), required=True)
+@click.option("--items", "items_file", type=click.Path(exists=True, path_type=Path), default=None)
+@click.option("--json-out", type=click.Path(path_type=Path), default=None, help="also write the figures here")
+def evaluate(checkpoint, data_file, items_file, json_out) -> None:
+    """Per layer on the test users: accuracy, recall@3, macro-F1, NDCG@3, cross-entropy; model vs baseline."""
+    from model.checkpoint import CheckpointError
+    from model.evaluate import format_table
+    from model.train import evaluate_checkpoint
+
+    histories = _histories(data_file, items_file, False, None)
+    try:
+        result = evaluate_checkpoint(checkpoint, histories)
+    except (CheckpointError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(format_table(result, f"{checkpoint}: test users {result['users']['test']}, "
+                                    f"samples {result['samples']['test']}"))
+    if json_out:
+        json_out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
+
+
+@cli.group()
 def bench() -> None:
     """Benchmarks: figures and ratios against a baseline measured in the same run."""
 

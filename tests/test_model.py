@@ -1,0 +1,119 @@
+"""Tiny real trainings (seconds): loss goes down, checkpoints round-trip, runs repeat, bad ones are refused."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from model.checkpoint import CheckpointError, latest_version, load_checkpoint
+from model.encoders import HFEncoder
+from model.learned import LearnedModel
+from model.synthetic import generate
+from model.taxonomy import LAYERS, Taxonomy
+from model.train import TrainConfig, evaluate_checkpoint, load_histories, train
+from state.event import Item
+from state.items import ItemIndex
+
+pytestmark = pytest.mark.timeout(300)
+TINY = dict(d_model=16, text_dim=16, heads=2, cuts_per_user=4, max_events=32, batch_size=32, epochs=3,
+            lm_epochs=2, patience=5, progress=False)
+
+
+@pytest.fixture(scope="module")
+def histories():
+    items, events = generate(3000, 120, seed=4, end_ms=1_790_000_000_000)
+    index = ItemIndex()
+    for i in items:
+        index.put(Item.model_validate(i))
+    h, invalid = load_histories([json.dumps(e, ensure_ascii=False) for e in events], index)
+    assert invalid == 0
+    return h
+
+
+@pytest.fixture(scope="module")
+def trained(histories, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt")
+    path, metrics = train(histories, Taxonomy.load(), out, TrainConfig(encoder="cnn-lstm", **TINY))
+    return out, path, metrics
+
+
+def test_training_lowers_the_loss_and_reports_every_layer(trained):
+    _, path, metrics = trained
+    losses = [h["train_loss"] for h in metrics["history"]]
+    assert losses[-1] < losses[0]
+    assert min(h["val_loss"] for h in metrics["history"]) <= metrics["initial_validation_loss"]
+    for layer in LAYERS:
+        for who in ("model", "baseline"):
+            row = metrics["layers"][layer][who]
+            assert set(row) >= {"accuracy", "recall@3", "macro_f1", "ndcg@3", "cross_entropy"}
+            assert 0 <= row["ndcg@3"] <= 1 and row["cross_entropy"] > 0
+    assert json.loads((path / "metrics.json").read_text())["layers"] == metrics["layers"]
+
+
+def test_checkpoint_layout_and_round_trip(trained, histories):
+    root, path, metrics = trained
+    assert latest_version(root) == path.name
+    for name in ("model.safetensors", "config.json", "taxonomy.json", "vocab.json", "metrics.json"):
+        assert (path / name).exists(), name
+    # Re-scoring the loaded checkpoint on the same test users reproduces the trainer's figures.
+    again = evaluate_checkpoint(path, histories)
+    for layer in LAYERS:
+        for m in ("accuracy", "ndcg@3", "cross_entropy"):
+            assert again["layers"][layer]["model"][m] == pytest.approx(metrics["layers"][layer]["model"][m], abs=1e-4)
+    model = LearnedModel(path, device=torch.device("cpu"))
+    windows = [h[-10:] for h in list(histories.values())[:5]]
+    dists = model.predict(windows)
+    for d in dists:
+        for layer in LAYERS:
+            assert d[layer].shape == (len(model.taxonomy.labels[layer]),) and abs(d[layer].sum() - 1) < 1e-6
+    hits = []
+    model.on_encode = lambda h, m: hits.append((h, m))
+    model.predict(windows)
+    assert hits[-1][1] == 0 and hits[-1][0] > 0  # every text came from the cache the second time
+
+
+def test_same_seed_same_model(histories, tmp_path):
+    cfg = TrainConfig(encoder="cnn-lstm", **{**TINY, "epochs": 1})
+    a, ma = train(histories, Taxonomy.load(), tmp_path / "a", cfg)
+    b, mb = train(histories, Taxonomy.load(), tmp_path / "b", cfg)
+    assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
+    assert ma["layers"] == mb["layers"]
+
+
+def test_scratch_encoder_pretrains_as_a_language_model(histories, tmp_path):
+    path, metrics = train(histories, Taxonomy.load(), tmp_path, TrainConfig(encoder="scratch", **{**TINY, "epochs": 1}))
+    lm = metrics["lm_losses"]
+    assert len(lm) == 2 and lm[1] < lm[0]
+    assert json.loads((path / "config.json").read_text())["encoder"]["kind"] == "scratch"
+    assert LearnedModel(path).predict([list(histories.values())[0]])
+
+
+def test_broken_or_incompatible_checkpoints_are_refused(trained, tmp_path):
+    _, path, _ = trained
+    bad = tmp_path / "corrupt"
+    shutil.copytree(path, bad)
+    (bad / "model.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError):
+        load_checkpoint(bad)
+    other = tmp_path / "other-taxonomy"
+    shutil.copytree(path, other)
+    tax = Taxonomy.load()
+    del tax.tree["家居"]
+    Taxonomy(tax.name, tax.tree).save(other / "taxonomy.json")
+    with pytest.raises(CheckpointError, match="labels"):
+        load_checkpoint(other)
+    missing = tmp_path / "missing"
+    shutil.copytree(path, missing)
+    (missing / "vocab.json").unlink()
+    with pytest.raises(CheckpointError, match="vocab.json"):
+        load_checkpoint(missing)
+
+
+def test_pretrained_hf_encoder_loads_offline():
+    enc = HFEncoder("minilm")
+    ids, mask = enc.tokenize(["The Matrix", "Toy Story", "The Matrix Reloaded"])
+    v = enc(ids, mask).numpy()
+    assert v.shape == (3, 384)
+    cos = lambda a, b: float(a @ b / np.linalg.norm(a) / np.linalg.norm(b))  # noqa: E731
+    assert cos(v[0], v[2]) > cos(v[0], v[1])
