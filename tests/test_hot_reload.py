@@ -1,0 +1,80 @@
+"""A running worker swaps checkpoints without a restart, refuses a broken one, and loses no event."""
+import json
+import shutil
+import time
+from collections import Counter
+
+import pytest
+
+from model.checkpoint import point_latest
+from model.synthetic import generate
+from model.taxonomy import Taxonomy
+from model.train import TrainConfig, load_histories, train
+from streams.clients import producer, publish_events, publish_items
+
+pytestmark = [pytest.mark.broker, pytest.mark.timeout(300)]
+TINY = TrainConfig(encoder="cnn-lstm", d_model=16, text_dim=16, heads=2, cuts_per_user=4, max_events=32,
+                   epochs=1, progress=False)
+
+
+def _wait_for_version(cluster, version, timeout=60):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(p["model_version"] == version for p in cluster.latest_profiles().values()):
+            return
+        time.sleep(1)
+    raise AssertionError(f"no profile stamped {version}\n" + cluster.workers[0].log_tail())
+
+
+def _metric(worker, name):
+    for line in worker.get("/metrics")[1].decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def test_checkpoints_are_hot_reloaded_and_broken_ones_refused(cluster, tmp_path):
+    items, events = generate(2400, 100, seed=21)
+    histories, _ = load_histories([json.dumps(e, ensure_ascii=False) for e in events])
+    staging = tmp_path / "staging"
+    a, _ = train(histories, Taxonomy.load(), staging, TINY)
+    b, _ = train(histories, Taxonomy.load(), staging, TrainConfig(**{**TINY.__dict__, "seed": 1}))
+    assert a.name != b.name
+
+    ckpts = tmp_path / "checkpoints"
+    ckpts.mkdir()
+    worker = cluster.worker(env={"STRATA_PROFILE_MODEL": "learned", "STRATA_CHECKPOINTS_DIR": str(ckpts)})
+    worker.wait_ready()
+    publish_items(cluster.settings, items)
+    p = producer(cluster.settings.broker_info())
+    publish_events(p, cluster.settings, events[:800])  # no checkpoint yet: the baseline serves
+    _wait_for_version(cluster, "baseline-strata-zh-v1")
+
+    shutil.copytree(a, ckpts / a.name)
+    point_latest(ckpts, a.name)
+    publish_events(p, cluster.settings, events[800:1600])
+    _wait_for_version(cluster, a.name)
+
+    broken = ckpts / "20990101T000000-broken"
+    shutil.copytree(b, broken)
+    (broken / "model.safetensors").write_bytes(b"not a safetensors file")
+    point_latest(ckpts, broken.name)
+    deadline = time.monotonic() + 30
+    while _metric(worker, "strata_checkpoint_reload_failures_total") < 1:
+        assert time.monotonic() < deadline, worker.log_tail()
+        time.sleep(0.5)
+    assert "refusing checkpoint 20990101T000000-broken" in worker.log_path.read_text()
+
+    shutil.copytree(b, ckpts / b.name)
+    point_latest(ckpts, b.name)
+    publish_events(p, cluster.settings, events[1600:])
+    _wait_for_version(cluster, b.name)
+
+    expected = Counter(e["user_id"] for e in events)
+    profiles = cluster.wait_for_profiles(dict(expected))
+    assert {pr["model_version"] for pr in profiles.values()} <= {"baseline-strata-zh-v1", a.name, b.name}
+    assert _metric(worker, "strata_checkpoint_reloads_total") == 2
+    accepted = sum(float(line.rsplit(" ", 1)[1]) for line in worker.get("/metrics")[1].decode().splitlines()
+                   if line.startswith("strata_events_total{") and 'outcome="accepted"' in line)
+    assert accepted == len(events)
+    assert 'strata_model_info{model_version="%s"} 1.0' % b.name in worker.get("/metrics")[1].decode()
