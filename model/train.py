@@ -202,6 +202,22 @@ class Trainer:
             total += soft_cross_entropy(self._forward(chunk), self._targets(chunk)).item() * len(chunk)
         return total / len(samples)
 
+    @torch.no_grad()
+    def fit_blend(self, val: list[Sample], grid=(0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)) -> dict[str, float]:
+        """Per layer, the log-linear blend of model and tuned baseline with the lowest validation
+        cross-entropy: where the model has learned nothing for a layer, it falls back to the baseline."""
+        chosen = {}
+        for layer in LAYERS:
+            scores = {}
+            for beta in grid:
+                getattr(self.model, f"blend_{layer}").fill_(beta)
+                keep, t = normalise(_stack(val)[layer])
+                pred = self.predict(val)[layer][keep]
+                scores[beta] = float(np.mean(-(t * np.log(np.clip(pred, 1e-12, 1))).sum(1)))
+            chosen[layer] = min(scores, key=scores.get)
+            getattr(self.model, f"blend_{layer}").fill_(chosen[layer])
+        return chosen
+
     def fit(self, train: list[Sample], val: list[Sample]) -> list[dict]:
         cfg = self.cfg
         rng = random.Random(cfg.seed)
@@ -281,6 +297,7 @@ def train(histories: dict[str, list[dict]], taxonomy: Taxonomy, out: Path, cfg: 
     trainer.model = LayeredInterestModel(encoder=trainer.encoder, **model_config).to(device)
     initial_val = trainer.loss(val_s)
     history = trainer.fit(train_s, val_s)
+    blend = trainer.fit_blend(val_s)
 
     result = compare(trainer.predict(test_s), past["test"], _stack(test_s), prior, alpha)
     metrics = {
@@ -289,6 +306,7 @@ def train(histories: dict[str, list[dict]], taxonomy: Taxonomy, out: Path, cfg: 
         "users": {"train": len(train_users), "validation": len(val_users), "test": len(test_users)},
         "samples": {"train": len(train_s), "validation": len(val_s), "test": len(test_s)},
         "baseline_alpha": alpha,
+        "blend": blend,
         "initial_validation_loss": initial_val,
         "history": history,
         "lm_losses": lm_losses,

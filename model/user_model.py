@@ -58,6 +58,9 @@ class LayeredInterestModel(nn.Module):
             layer: nn.Parameter(torch.tensor([0.0 if h == layer else -5.0 for h in LAYERS])) for layer in LAYERS
         })
         for layer in LAYERS:
+            # Output blend with the tuned baseline, fitted on validation users after training
+            # (1.0: the model alone; 0.0: the baseline alone). See Trainer.fit_blend.
+            self.register_buffer(f"blend_{layer}", torch.tensor(1.0))
             self.register_buffer(f"prior_{layer}", torch.tensor(prior[layer], dtype=torch.float32))
             self.register_buffer(f"alpha_{layer}", torch.tensor(float(alpha[layer])))
 
@@ -105,7 +108,16 @@ class LayeredInterestModel(nn.Module):
         middle = torch.log_softmax(base["middle"] + self.head["middle"](torch.cat([h, p_s], -1)), -1)
         p_m = middle.exp()
         deep = torch.log_softmax(base["deep"] + self.head["deep"](torch.cat([h, p_s, p_m], -1)), -1)
-        return {"surface": surface, "middle": middle, "deep": deep}
+        out = {"surface": surface, "middle": middle, "deep": deep}
+        return {layer: self.blend(layer, out[layer], past) for layer in LAYERS}
+
+    def blend(self, layer: str, log_probs: torch.Tensor, past: dict[str, torch.Tensor]) -> torch.Tensor:
+        k = LAYERS.index(layer)
+        prior, alpha = getattr(self, f"prior_{layer}"), getattr(self, f"alpha_{layer}")
+        own = past[layer][:, k]
+        baseline = torch.log((own + alpha * prior) / (own.sum(-1, keepdim=True) + alpha))
+        beta = getattr(self, f"blend_{layer}")
+        return torch.log_softmax(beta * log_probs + (1 - beta) * baseline, -1)
 
     def encode_texts(self, encoder: TextEncoder, texts: list[str], device: torch.device) -> torch.Tensor:
         """Vectors for `texts` through the (trainable) encoder, inside the autograd graph."""

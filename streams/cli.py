@@ -182,11 +182,14 @@ def schema(out) -> None:
 @click.option("--events", type=int, default=3000, show_default=True)
 @click.option("--users", type=int, default=300, show_default=True)
 @click.option("--timeout", type=float, default=150.0, show_default=True, help="give up after this many seconds")
-def demo(events, users, timeout) -> None:
-    """Embedded broker, topics, a worker, generated events; prints profiles as they arrive."""
+@click.option("--baseline", is_flag=True, help="stream baseline profiles; skip the learned model")
+def demo(events, users, timeout, baseline) -> None:
+    """Embedded broker, topics, a worker, generated events; prints profiles as they arrive.
+
+    Trains a small model into the checkpoints dir first when there is none [env STRATA_CHECKPOINTS_DIR]."""
     from streams.demo import run_demo
 
-    sys.exit(run_demo(events, users, timeout))
+    sys.exit(run_demo(events, users, timeout, learned=not baseline))
 
 
 @cli.group()
@@ -320,6 +323,39 @@ def bench_ingest_cmd(events, users, runs, json_out) -> None:
                f"({r['delay_events']} events)")
     if json_out:
         json_out.write_text(json.dumps(r, indent=1))
+
+
+@bench.command("inference")
+@click.option("--checkpoint", "checkpoints", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              multiple=True, required=True, help="one per encoder to compare; repeat the option")
+@click.option("--data", "data_file", type=click.Path(exists=True, path_type=Path), default=None,
+              help="events to build windows from (default: generated Chinese events)")
+@click.option("--users", type=int, default=256, show_default=True, help="windows in the batch")
+@click.option("--reps", type=int, default=5, show_default=True, help="medians over this many repetitions")
+def bench_inference_cmd(checkpoints, data_file, users, reps) -> None:
+    """Texts/s and users/s per checkpoint (CPU, and CUDA when present), next to a raw forward."""
+    import torch
+
+    from model.bench import bench_checkpoint
+    from model.train import load_histories, read_jsonl
+
+    if data_file:
+        lines = read_jsonl(data_file)
+    else:
+        from model.synthetic import generate
+
+        lines = [json.dumps(e, ensure_ascii=False) for e in generate(users * 20, users, seed=5)[1]]
+    histories, _ = load_histories(lines)
+    windows = [h[-64:] for h in list(histories.values())[:users]]
+    devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    click.echo(f"{'encoder':9} {'device':6} {'texts':>6} {'raw texts/s':>12} {'texts/s':>9} {'ratio':>6} "
+               f"{'users/s cold':>13} {'users/s warm':>13}")
+    for directory in checkpoints:
+        for device in devices:
+            r = bench_checkpoint(directory, windows, reps, device)
+            click.echo(f"{r['encoder']:9} {device.type:6} {r['texts']:6d} {r['raw_texts_per_s']:12.0f} "
+                       f"{r['texts_per_s']:9.0f} {r['ratio']:6.2f} {r['users_per_s_cold']:13.0f} "
+                       f"{r['users_per_s_warm']:13.0f}")
 
 
 def main() -> None:

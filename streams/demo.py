@@ -11,7 +11,10 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
+from model.checkpoint import latest_version
 from model.synthetic import generate
+from model.taxonomy import Taxonomy
+from model.train import TrainConfig, load_histories, summary, train
 from streams.broker import EmbeddedBroker
 from streams.clients import producer, publish_events, publish_items, read_topic
 from streams.process import WorkerProcess
@@ -25,23 +28,41 @@ def _line(profile: dict) -> str:
         for layer in ("surface", "middle", "deep")
     )
     words = ",".join(profile["keywords"]["surface"][:3])
-    return f"{profile['user_id']} v{profile['version']:<3} {tops}  [{words}]"
+    return f"{profile['user_id']} v{profile['version']:<3} {tops}  [{words}]  {profile['model_version']}"
 
 
-def run_demo(n_events: int, n_users: int, timeout: float, seed: int = 7) -> int:
+def _ensure_checkpoint(checkpoints: Path) -> None:
+    """Train a small model on generated history (other users than the streamed ones) if none exists."""
+    if latest_version(checkpoints):
+        click.echo(f"using checkpoint {checkpoints / latest_version(checkpoints)}")
+        return
+    click.echo(f"no checkpoint in {checkpoints}: training a small model first")
+    _, history = generate(12000, 500, seed=1001)
+    histories, _ = load_histories([json.dumps(e, ensure_ascii=False) for e in history])
+    cfg = TrainConfig(encoder="cnn-lstm", d_model=32, text_dim=32, epochs=4, cuts_per_user=8, max_events=32)
+    path, metrics = train(histories, Taxonomy.load(), checkpoints, cfg)
+    click.echo(summary(metrics))
+    click.echo(f"checkpoint {path}")
+
+
+def run_demo(n_events: int, n_users: int, timeout: float, seed: int = 7, learned: bool = True) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="strata-demo-"))
     started = time.monotonic()
     click.echo(f"strata demo: work dir {workdir}")
+    settings = Settings.from_env(profile_model="learned" if learned else "baseline")
+    if learned:
+        _ensure_checkpoint(settings.checkpoints_dir)
+    env = {"STRATA_PROFILE_MODEL": settings.profile_model, "STRATA_CHECKPOINTS_DIR": str(settings.checkpoints_dir)}
     try:
         with EmbeddedBroker(log_path=workdir / "broker.log") as broker:
             click.echo(f"embedded broker (Tansu) at {broker.url}, pid {broker.process.pid}")
             settings = Settings.from_env(broker=broker.url, topic_prefix="", partitions=4)
             create_topics(settings)
-            worker = WorkerProcess(broker.url, workdir / "worker", workdir / "worker.log").start()
+            worker = WorkerProcess(broker.url, workdir / "worker", workdir / "worker.log", env=env).start()
             try:
                 click.echo(f"worker pid {worker.process.pid}, web {worker.url}, log {worker.log_path}")
                 click.echo(f"worker ready in {worker.wait_ready():.1f} s")
-                return _stream(settings, broker, worker, n_events, n_users, seed, started + timeout)
+                return _stream(settings, broker, worker, n_events, n_users, seed, time.monotonic() + timeout)
             finally:
                 worker.stop()
     finally:
