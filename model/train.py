@@ -324,10 +324,6 @@ def summary(metrics: dict) -> str:
     return format_table(metrics, f"test users: {metrics['users']['test']}, samples: {metrics['samples']['test']}")
 
 
-def write_metrics(path: Path, metrics: dict) -> None:
-    path.write_text(json.dumps(metrics, indent=1, ensure_ascii=False))
-
-
 def evaluate_checkpoint(directory: Path, histories: dict[str, list[dict]]) -> dict:
     """Re-score a checkpoint on the test users of `histories` (the split its seed made)."""
     from model.learned import LearnedModel

@@ -25,15 +25,6 @@ from streams.settings import Settings
 from streams.topics import EVENT_TYPES, create_topics, event_topic
 
 
-def _accepted(worker: WorkerProcess) -> float:
-    try:
-        text = worker.get("/metrics")[1].decode()
-    except OSError:
-        return 0.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("strata_events_total{") and 'outcome="accepted"' in line)
-
-
 async def _bare_loop(bootstrap: str, topics: list[str], sink: str, n: int) -> float:
     """Consume every event and produce it on: the floor any Kafka consumer pays. Events/s."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -73,7 +64,7 @@ def _worker_rate(broker: EmbeddedBroker, settings: Settings, workdir: Path, even
         first = None
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
-            n = _accepted(worker)
+            n = worker.accepted_events()
             if n > 0 and first is None:
                 first = (time.perf_counter(), n)
             if n >= len(events):

@@ -45,6 +45,23 @@ class WorkerProcess:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
 
+    def metric(self, name: str, labels: str = "") -> float:
+        """Sum of the series of Prometheus metric `name` whose label text contains `labels`;
+        0 while the worker does not answer."""
+        try:
+            text = self.get("/metrics")[1].decode()
+        except OSError:
+            return 0.0
+        total = 0.0
+        for line in text.splitlines():
+            series, _, value = line.rpartition(" ")
+            if (series == name or series.startswith(name + "{")) and labels in series:
+                total += float(value)
+        return total
+
+    def accepted_events(self) -> float:
+        return self.metric("strata_events_total", 'outcome="accepted"')
+
     def wait_ready(self, timeout: float = 60.0) -> float:
         """Seconds until /ready/ answers 200; raises with the log's tail if the worker dies or hangs."""
         started = time.monotonic()

@@ -17,15 +17,6 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(300)]
 BIG_WINDOWS = {"STRATA_WINDOW_MAX_EVENTS": "5000", "STRATA_WINDOW_MAX_BYTES": "10000000"}
 
 
-def _accepted(worker) -> float:
-    try:
-        text = worker.get("/metrics")[1].decode()
-    except OSError:
-        return 0.0
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-               if line.startswith("strata_events_total{") and 'outcome="accepted"' in line)
-
-
 def _publish_in_background(cluster, events):
     p = producer(cluster.settings.broker_info())
     thread = threading.Thread(target=publish_events, args=(p, cluster.settings, events), daemon=True)
@@ -37,7 +28,7 @@ def _crash_mid_stream(cluster, worker, events, min_accepted):
     """Publish `events` while the worker runs, and SIGKILL it once it has taken some of them."""
     thread = _publish_in_background(cluster, events)
     deadline = time.monotonic() + 60
-    while _accepted(worker) < min_accepted:
+    while worker.accepted_events() < min_accepted:
         assert time.monotonic() < deadline, worker.log_tail()
         time.sleep(0.05)
     worker.kill()

@@ -26,13 +26,6 @@ def _wait_for_version(cluster, version, timeout=60):
     raise AssertionError(f"no profile stamped {version}\n" + cluster.workers[0].log_tail())
 
 
-def _metric(worker, name):
-    for line in worker.get("/metrics")[1].decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return 0.0
-
-
 def test_checkpoints_are_hot_reloaded_and_broken_ones_refused(cluster, tmp_path):
     items, events = generate(2400, 100, seed=21)
     histories, _ = load_histories([json.dumps(e, ensure_ascii=False) for e in events])
@@ -60,7 +53,7 @@ def test_checkpoints_are_hot_reloaded_and_broken_ones_refused(cluster, tmp_path)
     (broken / "model.safetensors").write_bytes(b"not a safetensors file")
     point_latest(ckpts, broken.name)
     deadline = time.monotonic() + 30
-    while _metric(worker, "strata_checkpoint_reload_failures_total") < 1:
+    while worker.metric("strata_checkpoint_reload_failures_total") < 1:
         assert time.monotonic() < deadline, worker.log_tail()
         time.sleep(0.5)
     assert "refusing checkpoint 20990101T000000-broken" in worker.log_path.read_text()
@@ -73,8 +66,6 @@ def test_checkpoints_are_hot_reloaded_and_broken_ones_refused(cluster, tmp_path)
     expected = Counter(e["user_id"] for e in events)
     profiles = cluster.wait_for_profiles(dict(expected))
     assert {pr["model_version"] for pr in profiles.values()} <= {"baseline-strata-zh-v1", a.name, b.name}
-    assert _metric(worker, "strata_checkpoint_reloads_total") == 2
-    accepted = sum(float(line.rsplit(" ", 1)[1]) for line in worker.get("/metrics")[1].decode().splitlines()
-                   if line.startswith("strata_events_total{") and 'outcome="accepted"' in line)
-    assert accepted == len(events)
+    assert worker.metric("strata_checkpoint_reloads_total") == 2
+    assert worker.accepted_events() == len(events)
     assert 'strata_model_info{model_version="%s"} 1.0' % b.name in worker.get("/metrics")[1].decode()

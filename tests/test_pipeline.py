@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import base64
 import json
-import time
 from collections import Counter
 
 import pytest
@@ -84,10 +83,8 @@ def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
         assert entry["error"]["message"]
         assert entry["source"]["topic"] == topic
     # No valid event was rejected: the accepted count is exactly what was published.
-    metrics = worker.get("/metrics")[1].decode()
-    accepted = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
-                   if line.startswith("strata_events_total{") and 'outcome="accepted"' in line)
-    assert accepted == len(events)
+    assert worker.accepted_events() == len(events)
+    assert worker.metric("strata_events_rejected_total") == len(bad)
 
     # The owning worker serves the latest profile over HTTP.
     user = next(iter(expected))

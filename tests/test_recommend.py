@@ -1,4 +1,3 @@
-import numpy as np
 
 from model.profile import BaselineModel
 from model.recommend import recommend
