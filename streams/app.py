@@ -41,7 +41,7 @@ EMBEDDED_BROKER_CONF = dict(
 
 @dataclass
 class Strata:
-    """Everything a running worker holds; the agents, timers and views are registered on it."""
+    """Everything a running worker holds; streams/worker.py registers the agents, timers and views on it."""
 
     settings: Settings
     app: faust.App
@@ -122,11 +122,6 @@ def build(settings: Settings, model: ProfileModel) -> Strata:
         item_index=index,
     )
     setup_prometheus_sensors(app)
-    from streams import ingest, profiler, views
-
-    ingest.register(strata)
-    profiler.register(strata)
-    views.register(strata)
     return strata
 
 

@@ -9,7 +9,7 @@ from model.checkpoint import CheckpointError, latest_version
 from model.profile import BaselineModel, ProfileModel
 from model.taxonomy import Taxonomy
 from model.text import warm_up
-from streams import metrics, reload
+from streams import ingest, metrics, profiler, reload, views
 from streams.app import build
 from streams.reload import load_learned
 from streams.settings import Settings
@@ -49,6 +49,8 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     metrics.set_model_version(model.version)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     strata = build(settings, model)
+    for part in (ingest, profiler, views):
+        part.register(strata)
     if settings.profile_model == "learned":
         reload.register(strata)
     log.info("worker on %s, data dir %s, web port %s, model %s", settings.broker, settings.data_dir,
