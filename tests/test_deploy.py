@@ -29,11 +29,15 @@ def test_strata_services_use_real_commands_and_settings():
     for name, svc in _compose()["services"].items():
         if svc.get("image") != "strata:latest":
             continue
-        cmd = svc["command"]
-        group = cli
-        for word in cmd:
-            group = group.commands[word] if hasattr(group, "commands") else group
-        assert group.name == cmd[-1], (name, cmd)
+        command, cmd = cli, []
+        for word in svc["command"]:
+            if word not in getattr(command, "commands", {}):
+                break
+            command = command.commands[word]
+            cmd.append(word)
+        options = {o for p in command.params for o in p.opts}
+        flags = [w for w in svc["command"] if w.startswith("--")]
+        assert cmd and set(flags) <= options, (name, svc["command"])
         for var, value in svc["environment"].items():
             assert var in settings, f"{name}: {var} is not a Strata setting"
         assert svc["environment"]["STRATA_BROKER"].startswith("kafka://kafka:")
