@@ -122,9 +122,9 @@ def profile_document(
     entries = window["entries"]
     layers = {}
     for layer in LAYERS:
-        p = dists[layer]
-        order = np.argsort(-p, kind="stable")
-        layers[layer] = [{"label": taxonomy.labels[layer][i], "p": round(float(p[i]), 6)} for i in order]
+        order = np.argsort(-dists[layer], kind="stable")
+        labels = taxonomy.labels[layer]
+        layers[layer] = [{"label": labels[i], "p": p} for i, p in zip(order, np.round(dists[layer][order], 6).tolist())]
     return {
         "user_id": user_id,
         "version": version,
