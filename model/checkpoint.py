@@ -41,6 +41,14 @@ def save_checkpoint(root: Path, model: LayeredInterestModel, encoder: TextEncode
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{os.getpid()}-{time.time_ns()}"
     tmp.mkdir()
+    try:
+        return _write_version(root, tmp, model, encoder, taxonomy, horizons, model_config, metrics, make_latest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _write_version(root, tmp, model, encoder, taxonomy, horizons, model_config, metrics, make_latest) -> Path:
     save_model(model, str(tmp / "model.safetensors"))
     digest = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()[:6]
     version = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{digest}"
@@ -85,12 +93,13 @@ def load_checkpoint(directory: Path, device: torch.device = torch.device("cpu"))
         missing, unexpected = load_model(model, str(directory / "model.safetensors"), strict=True)
         if missing or unexpected:
             raise CheckpointError(f"weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        horizons = Horizons(**config["horizons"])
+        model.to(device).eval()
+        encoder.to(device).eval()
     except CheckpointError:
         raise
     except FileNotFoundError as exc:
         raise CheckpointError(f"missing file {Path(exc.filename).name}") from exc
     except Exception as exc:  # corrupt JSON, corrupt safetensors, shape mismatches, unknown encoder
         raise CheckpointError(f"{type(exc).__name__}: {exc}") from exc
-    model.to(device).eval()
-    encoder.to(device).eval()
-    return model, encoder, taxonomy, Horizons(**config["horizons"]), config
+    return model, encoder, taxonomy, horizons, config

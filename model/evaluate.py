@@ -54,6 +54,8 @@ def smoothed(past: np.ndarray, prior: np.ndarray, alpha: float) -> np.ndarray:
 def tune_alpha(past: np.ndarray, targets: np.ndarray, prior: np.ndarray) -> float:
     """The smoothing whose baseline has the lowest cross-entropy on these (validation) rows."""
     keep, t = normalise(targets)
+    if not keep.any():
+        return 1.0
     scores = {a: layer_metrics(smoothed(past[keep], prior, a), t)["cross_entropy"] for a in ALPHAS}
     return min(scores, key=scores.get)
 
@@ -64,6 +66,10 @@ def compare(model_probs: dict[str, np.ndarray], past: dict[str, np.ndarray], tar
     out = {}
     for layer in LAYERS:
         keep, t = normalise(targets[layer])
+        if not keep.any():
+            empty = {**{m: None for m in METRICS}, "n": 0}
+            out[layer] = {"model": empty, "baseline": empty}
+            continue
         out[layer] = {
             "model": layer_metrics(model_probs[layer][keep], t),
             "baseline": layer_metrics(smoothed(past[layer][keep], prior[layer], alpha[layer]), t),
@@ -77,5 +83,6 @@ def format_table(result: dict, title: str = "") -> str:
     for layer in LAYERS:
         for who in ("model", "baseline"):
             row = result["layers"][layer][who]
-            lines.append(f"{layer if who == 'model' else '':8} {who:9} " + " ".join(f"{row[m]:13.4f}" for m in METRICS))
+            cells = (f"{row[m]:13.4f}" if row[m] is not None else f"{'n/a':>13}" for m in METRICS)
+            lines.append(f"{layer if who == 'model' else '':8} {who:9} " + " ".join(cells))
     return "\n".join(lines)

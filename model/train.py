@@ -22,7 +22,7 @@ from tqdm import tqdm
 from model.checkpoint import save_checkpoint
 from model.encoders import ScratchGPT2Encoder, TextEncoder, build_encoder
 from model.entry import make_entry
-from model.evaluate import compare, format_table, normalise, tune_alpha
+from model.evaluate import compare, format_table, normalise, smoothed, tune_alpha
 from model.features import featurize, future_targets, own_horizon
 from model.profile import Horizons
 from model.taxonomy import LAYERS, Taxonomy
@@ -206,15 +206,26 @@ class Trainer:
     def fit_blend(self, val: list[Sample], grid=(0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)) -> dict[str, float]:
         """Per layer, the log-linear blend of model and tuned baseline with the lowest validation
         cross-entropy: where the model has learned nothing for a layer, it falls back to the baseline."""
+        for layer in LAYERS:
+            getattr(self.model, f"blend_{layer}").fill_(1.0)
+        model_lp = {k: np.log(np.clip(v, 1e-12, 1)) for k, v in self.predict(val).items()}
+        past = own_horizon(featurize([s.window for s in val], self.taxonomy, self.horizons, self.cfg.max_events).past)
+        targets = _stack(val)
         chosen = {}
         for layer in LAYERS:
-            scores = {}
-            for beta in grid:
-                getattr(self.model, f"blend_{layer}").fill_(beta)
-                keep, t = normalise(_stack(val)[layer])
-                pred = self.predict(val)[layer][keep]
-                scores[beta] = float(np.mean(-(t * np.log(np.clip(pred, 1e-12, 1))).sum(1)))
-            chosen[layer] = min(scores, key=scores.get)
+            keep, t = normalise(targets[layer])
+            if not keep.any():
+                continue  # nothing to fit on: the model alone
+            prior = getattr(self.model, f"prior_{layer}").cpu().numpy()
+            alpha = float(getattr(self.model, f"alpha_{layer}"))
+            base_lp = np.log(smoothed(past[layer][keep], prior, alpha))
+
+            def cross_entropy(beta: float) -> float:
+                z = beta * model_lp[layer][keep] + (1 - beta) * base_lp
+                z = z - z.max(1, keepdims=True)
+                return float(np.mean(-(t * (z - np.log(np.exp(z).sum(1, keepdims=True)))).sum(1)))
+
+            chosen[layer] = min(grid, key=cross_entropy)
             getattr(self.model, f"blend_{layer}").fill_(chosen[layer])
         return chosen
 

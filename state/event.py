@@ -23,9 +23,9 @@ class Attrs(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="ignore")
 
-    dwell_ms: Optional[int] = Field(None, ge=0, description="browse: time on the item, ms")
-    price: Optional[float] = Field(None, ge=0, description="purchase: unit price")
-    quantity: Optional[int] = Field(None, ge=1, description="purchase: units bought")
+    dwell_ms: Optional[int] = Field(None, ge=0, le=7 * 86_400_000, description="browse: time on the item, ms")
+    price: Optional[float] = Field(None, ge=0, le=1e12, allow_inf_nan=False, description="purchase: unit price")
+    quantity: Optional[int] = Field(None, ge=1, le=1_000_000, description="purchase: units bought")
     rating: Optional[int] = Field(None, ge=1, le=5, description="review: stars, 1-5")
 
 
@@ -78,7 +78,10 @@ def parse_ts_ms(v: Union[str, int]) -> int:
         raise ValueError(f"not an ISO-8601 timestamp: {v!r}") from None
     if dt.tzinfo is None:
         raise ValueError("ISO-8601 timestamp needs a zone (Z or +hh:mm)")
-    return int(dt.timestamp() * 1000)
+    ms = int(dt.timestamp() * 1000)
+    if ms < 0:
+        raise ValueError("timestamp before 1970")
+    return ms
 
 
 def iso_ms(ms: int) -> str:
@@ -110,6 +113,7 @@ _PYDANTIC_CODES = {
     "literal_error": "unknown_type",
     "greater_than_equal": "out_of_range",
     "less_than_equal": "out_of_range",
+    "finite_number": "out_of_range",
     "string_too_short": "out_of_range",
     "string_too_long": "out_of_range",
     "too_short": "out_of_range",
@@ -156,6 +160,8 @@ def parse_event(
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise Rejected(Rejection("bad_json", f"value is not JSON: {exc.msg} at char {exc.pos}")) from None
+    except RecursionError:
+        raise Rejected(Rejection("bad_json", "value is nested too deeply")) from None
     if not isinstance(doc, dict):
         raise Rejected(Rejection("wrong_type", f"event must be a JSON object, got {type(doc).__name__}"))
     try:

@@ -52,8 +52,8 @@ class Strata:
     profiles: Any
     items: Any
     model: ProfileModel
+    item_index: ItemIndex  # filled by the items table's changelog callback
     dirty: DirtyUsers = field(default_factory=DirtyUsers)
-    item_index: ItemIndex = field(default_factory=ItemIndex)
 
     def event_type_of(self, topic: str) -> str:
         return self._types[topic]

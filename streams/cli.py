@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -14,7 +15,23 @@ BROKER_HELP = "kafka://HOST:PORT[,HOST:PORT] for Kafka, tansu://HOST:PORT for th
 
 
 def _settings(**overrides) -> Settings:
-    return Settings.from_env(**overrides)
+    try:
+        return Settings.from_env(**overrides)
+    except ValueError as exc:
+        raise click.UsageError(f"bad setting (flag or STRATA_* variable): {exc}") from None
+
+
+@contextmanager
+def _user_errors(what: str):
+    """Errors a user can fix (unreachable broker, bad files) as one clear line, not a traceback."""
+    from kafka.errors import KafkaError
+
+    try:
+        yield
+    except KafkaError as exc:
+        raise click.ClickException(f"{what}: the broker did not answer ({exc}); is --broker right?") from None
+    except (ValueError, OSError, KeyError) as exc:
+        raise click.ClickException(f"{what}: {exc}") from None
 
 
 def _need_broker(settings: Settings) -> Broker:
@@ -55,7 +72,8 @@ def worker(broker, partitions, data_dir, web_port, web_host, profile_model, logl
                          web_host=web_host, profile_model=profile_model)
     _need_broker(settings)
     try:
-        run_worker(settings, loglevel)
+        with _user_errors("worker"):
+            run_worker(settings, loglevel)
     except TopicsNotReady as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -94,9 +112,10 @@ def topics_create(broker, partitions) -> None:
 
     settings = _settings(broker=broker, partitions=partitions)
     _need_broker(settings)
-    for spec, status in create_topics(settings):
-        click.echo(f"{status:8} {spec.name:32} partitions={spec.partitions} {spec.config or ''}")
-    check_topics(settings)
+    with _user_errors("topics create"):
+        for spec, status in create_topics(settings):
+            click.echo(f"{status:8} {spec.name:32} partitions={spec.partitions} {spec.config or ''}")
+        check_topics(settings)
 
 
 @cli.command()
@@ -108,14 +127,19 @@ def topics_create(broker, partitions) -> None:
 @click.option("--topic", default=None, help="topic for FILE lines whose type does not name one")
 def produce(broker, file, n_events, users, seed, topic) -> None:
     """Publish events: FILE.jsonl (one event a line) or --generate N (also publishes the catalogue)."""
-    from tqdm import tqdm
-
-    from streams.clients import encode, producer, publish_events, publish_items, topic_for_event
-
     settings = _settings(broker=broker)
     b = _need_broker(settings)
     if (file is None) == (n_events is None):
         raise click.UsageError("give either FILE or --generate N")
+    with _user_errors("produce"):
+        _produce(settings, b, file, n_events, users, seed, topic)
+
+
+def _produce(settings, b, file, n_events, users, seed, topic) -> None:
+    from tqdm import tqdm
+
+    from streams.clients import encode, producer, publish_events, publish_items, topic_for_event
+
     p = producer(b)
     if n_events is not None:
         from model.synthetic import generate
@@ -157,12 +181,10 @@ def tail(broker, topic, from_end, max_messages, timeout) -> None:
     settings = _settings(broker=broker)
     b = _need_broker(settings)
     name = {"dlq": "events.dlq"}.get(topic, topic)
-    try:
+    with _user_errors("tail"):
         for record in read_topic(b, settings.topic(name), from_end=from_end, idle_timeout=timeout,
                                  max_messages=max_messages):
             click.echo(record.value.decode("utf-8", "replace") if record.value is not None else "null")
-    except ValueError as exc:
-        raise click.ClickException(f"{exc}; run `strata topics create` first") from None
 
 
 @cli.command()
@@ -267,7 +289,8 @@ def train(data_file, from_topics, broker, items_file, taxonomy, encoder, out, se
     from model.train import TrainConfig, summary
     from model.train import train as run_training
 
-    histories = _histories(data_file, items_file, from_topics, broker)
+    with _user_errors("train: reading events"):
+        histories = _histories(data_file, items_file, from_topics, broker)
     try:
         path, metrics = run_training(histories, Taxonomy.load(taxonomy), out, TrainConfig(encoder=encoder, seed=seed,
                                                                                           epochs=epochs))
@@ -288,11 +311,13 @@ def evaluate(checkpoint, data_file, items_file, json_out) -> None:
     from model.evaluate import format_table
     from model.train import evaluate_checkpoint
 
-    histories = _histories(data_file, items_file, False, None)
+    with _user_errors("eval: reading events"):
+        histories = _histories(data_file, items_file, False, None)
     try:
-        result = evaluate_checkpoint(checkpoint, histories)
-    except (CheckpointError, ValueError) as exc:
-        raise click.ClickException(str(exc)) from None
+        with _user_errors(f"eval {checkpoint}"):
+            result = evaluate_checkpoint(checkpoint, histories)
+    except CheckpointError as exc:
+        raise click.ClickException(f"eval {checkpoint}: {exc}") from None
     click.echo(format_table(result, f"{checkpoint}: test users {result['users']['test']}, "
                                     f"samples {result['samples']['test']}"))
     if json_out:

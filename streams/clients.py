@@ -66,7 +66,7 @@ def read_topic(
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:
-            raise ValueError(f"topic {topic!r} does not exist on {broker}")
+            raise ValueError(f"topic {topic!r} does not exist on {broker}; run `strata topics create`")
         tps = [TopicPartition(topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
         (consumer.seek_to_end if from_end else consumer.seek_to_beginning)(*tps)

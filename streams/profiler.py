@@ -117,5 +117,12 @@ def register(strata: Strata) -> None:
             state.items_loaded = True
         todo = strata.dirty.take(owned)
         for i in range(0, len(todo), s.inference_batch):
-            await _profile_batch(strata, executor, todo[i:i + s.inference_batch], topic)
+            batch = todo[i:i + s.inference_batch]
+            try:
+                await _profile_batch(strata, executor, batch, topic)
+            except Exception:
+                # Never lose the users: they stay dirty and are tried again next tick.
+                log.exception("profiler: a batch of %d users failed; retrying next tick", len(batch))
+                for partition, user_id, since in batch:
+                    strata.dirty.mark(partition, user_id, since)
         metrics.DIRTY_USERS.set(len(strata.dirty))

@@ -26,7 +26,8 @@ def load_learned(directory: Path):
 def register(strata: Strata, interval_s: float = 2.0) -> None:
     root = Path(strata.settings.checkpoints_dir)
     loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-checkpoint")
-    last_tried = {"version": strata.model.version}
+    # At start the worker loaded LATEST, refused it, or found none: either way, wait for a new one.
+    last_tried = {"version": latest_version(root)}
 
     @strata.app.timer(interval_s, name="checkpoint-watch")
     async def watch() -> None:

@@ -35,3 +35,12 @@ def test_bad_broker_url_is_explained():
 def test_schema_command_prints_the_event_schema():
     out = subprocess.run([sys.executable, "-m", "streams.cli", "schema"], capture_output=True, text=True, check=True)
     assert '"event_id"' in out.stdout
+
+
+def test_bad_setting_and_unreachable_broker_are_one_clear_line(monkeypatch):
+    monkeypatch.setenv("STRATA_PARTITIONS", "many")
+    result = CliRunner().invoke(cli, ["topics", "create", "--broker", "kafka://127.0.0.1:1"])
+    assert result.exit_code == 2 and "bad setting" in result.output
+    monkeypatch.delenv("STRATA_PARTITIONS")
+    result = CliRunner().invoke(cli, ["tail", "profiles", "--broker", "kafka://127.0.0.1:1"])
+    assert result.exit_code == 1 and "the broker did not answer" in result.output

@@ -49,6 +49,10 @@ def test_valid_event_parses_with_iso_or_epoch_ms():
     ({**GOOD, "categories": "文娱"}, "wrong_type", "categories"),
     ({k: v for k, v in GOOD.items() if k != "user_id"}, "missing_field", "user_id"),
     ({k: v for k, v in GOOD.items() if k not in ("text", "item_id")}, "no_content", None),
+    (b"[" * 60_000, "bad_json", None),
+    (json.dumps({**GOOD, "attrs": {"price": 1}}).replace(": 1}", ": Infinity}").encode(), "out_of_range", "attrs.price"),
+    ({**GOOD, "attrs": {"quantity": 10**400}}, "out_of_range", "attrs.quantity"),
+    ({**GOOD, "ts": "0001-01-01T00:00:00+14:00"}, "bad_timestamp", "ts"),
 ])
 def test_invalid_events_are_rejected_with_a_precise_reason(doc, code, field):
     r = code_of(doc)
