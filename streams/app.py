@@ -11,6 +11,7 @@ Tables (all RocksDB through rocksdict, all changelog-backed):
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,6 +55,10 @@ class Strata:
     model: ProfileModel
     item_index: ItemIndex  # filled by the items table's changelog callback
     dirty: DirtyUsers = field(default_factory=DirtyUsers)
+    # The one thread that runs the model: inference and checkpoint loading, so a load waits for
+    # the running batch and torch is never driven from two threads at once.
+    model_thread: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-model"))
 
     def event_type_of(self, topic: str) -> str:
         return self._types[topic]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from model.entry import resolve_entry
@@ -55,7 +55,7 @@ def _load_items(strata: Strata) -> None:
         apply_item_record(strata.item_index, key, value)
 
 
-async def _profile_batch(strata: Strata, executor: ThreadPoolExecutor, batch: list[tuple[int, str, float]],
+async def _profile_batch(strata: Strata, executor: Executor, batch: list[tuple[int, str, float]],
                          topic: str) -> None:
     s = strata.settings
     work = []
@@ -96,7 +96,7 @@ async def _profile_batch(strata: Strata, executor: ThreadPoolExecutor, batch: li
 def register(strata: Strata) -> None:
     s = strata.settings
     topic = event_topic(s, "browse")
-    executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-inference")
+    executor = strata.model_thread
     state = _State()
     recovery = strata.app.tables.recovery
 

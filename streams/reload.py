@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from model.checkpoint import CheckpointError, latest_version
@@ -25,7 +24,6 @@ def load_learned(directory: Path):
 
 def register(strata: Strata, interval_s: float = 2.0) -> None:
     root = Path(strata.settings.checkpoints_dir)
-    loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-checkpoint")
     # At start the worker loaded LATEST, refused it, or found none: either way, wait for a new one.
     last_tried = {"version": latest_version(root)}
 
@@ -36,7 +34,9 @@ def register(strata: Strata, interval_s: float = 2.0) -> None:
             return
         last_tried["version"] = version  # a refused version is not retried until LATEST moves
         try:
-            model = await asyncio.get_running_loop().run_in_executor(loader, load_learned, root / version)
+            # On the model thread, between inference batches: the running model serves until then.
+            model = await asyncio.get_running_loop().run_in_executor(strata.model_thread, load_learned,
+                                                                     root / version)
         except CheckpointError as exc:
             metrics.CHECKPOINT_FAILURES.inc()
             log.error("refusing checkpoint %s: %s; keeping model %s", version, exc, strata.model.version)

@@ -17,6 +17,14 @@ TINY = TrainConfig(encoder="cnn-lstm", d_model=16, text_dim=16, heads=2, cuts_pe
                    epochs=1, progress=False)
 
 
+def _wait_for_load(worker, version, timeout=30):
+    """Until the worker serves `version`: events published before that may be profiled by the old model."""
+    deadline = time.monotonic() + timeout
+    while worker.metric("strata_model_info", f'model_version="{version}"') != 1:
+        assert time.monotonic() < deadline, worker.log_tail()
+        time.sleep(0.3)
+
+
 def _wait_for_version(cluster, version, timeout=60):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -45,6 +53,7 @@ def test_checkpoints_are_hot_reloaded_and_broken_ones_refused(cluster, tmp_path)
 
     shutil.copytree(a, ckpts / a.name)
     point_latest(ckpts, a.name)
+    _wait_for_load(worker, a.name)
     publish_events(p, cluster.settings, events[800:1600])
     _wait_for_version(cluster, a.name)
 
@@ -60,6 +69,7 @@ def test_checkpoints_are_hot_reloaded_and_broken_ones_refused(cluster, tmp_path)
 
     shutil.copytree(b, ckpts / b.name)
     point_latest(ckpts, b.name)
+    _wait_for_load(worker, b.name)
     publish_events(p, cluster.settings, events[1600:])
     _wait_for_version(cluster, b.name)
 
