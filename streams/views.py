@@ -7,13 +7,16 @@ from streams.app import Strata
 def register(strata: Strata) -> None:
     app = strata.app
 
-    @app.page("/profiles/{user_id}/")
-    @app.table_route(table=strata.profiles, match_info="user_id")
     async def get_profile(web, request, user_id: str):
         profile = strata.profiles.get(user_id.encode())
         if profile is None:
             return web.json({"error": f"no profile for user {user_id!r} yet"}, status=404)
         return web.json(profile)
+
+    # With and without the trailing slash (Faust routes match exactly).
+    for path in ("/profiles/{user_id}", "/profiles/{user_id}/"):
+        app.page(path, name=f"profile{'-slash' if path.endswith('/') else ''}")(
+            app.table_route(table=strata.profiles, match_info="user_id")(get_profile))
 
     @app.page("/ready/")
     async def ready(web, request):

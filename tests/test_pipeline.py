@@ -88,9 +88,10 @@ def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
 
     # The owning worker serves the latest profile over HTTP.
     user = next(iter(expected))
-    status, body = worker.get(f"/profiles/{user}/")
+    status, body = worker.get(f"/profiles/{user}")
     assert status == 200 and json.loads(body)["events_seen"] == expected[user]
-    assert worker.get("/profiles/nobody/")[0] == 404
+    status, body = worker.get("/profiles/nobody/")
+    assert status == 404 and b"no profile" in body
 
     recs = {r.key.decode(): json.loads(r.value) for r in cluster.records("recommendations")}
     assert recs[user]["items"] and recs[user]["profile_version"] >= 1
