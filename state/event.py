@@ -15,7 +15,6 @@ from typing import Literal, Optional, Union
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 EVENT_TYPES = ("browse", "purchase", "review")
-SCHEMA_VERSION = 1
 
 
 class Attrs(BaseModel):

@@ -6,7 +6,6 @@ written once per batch (one RocksDB write and one changelog record per user, not
 from __future__ import annotations
 
 import base64
-import json
 import time
 from collections import Counter
 from typing import Optional
@@ -16,6 +15,7 @@ from state.event import Event, Rejected, Rejection, iso_ms, parse_event
 from state.window import Window
 from streams import metrics
 from streams.app import Strata
+from streams.clients import encode
 from streams.tables import on_partition
 
 
@@ -51,7 +51,7 @@ async def ingest_batch(strata: Strata, events: list) -> None:
             check_key(msg.key, event)
         except Rejected as rejected:
             r = rejected.rejection
-            await strata.dlq.send(key=msg.key, value=_json(dlq_record(r, msg.topic, msg.partition, msg.offset,
+            await strata.dlq.send(key=msg.key, value=encode(dlq_record(r, msg.topic, msg.partition, msg.offset,
                                                                       msg.value)))
             outcomes[event_type, "rejected"] += 1
             metrics.REJECTED.labels(r.code).inc()
@@ -82,10 +82,6 @@ async def ingest_batch(strata: Strata, events: list) -> None:
     for (event_type, outcome), n in outcomes.items():
         metrics.EVENTS.labels(event_type, outcome).inc(n)
     metrics.DIRTY_USERS.set(len(strata.dirty))
-
-
-def _json(doc: dict) -> bytes:
-    return json.dumps(doc, ensure_ascii=False).encode("utf-8")
 
 
 def register(strata: Strata) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 
 from model.entry import resolve_entry
@@ -55,8 +54,7 @@ def _load_items(strata: Strata) -> None:
         apply_item_record(strata.item_index, key, value)
 
 
-async def _profile_batch(strata: Strata, executor: Executor, batch: list[tuple[int, str, float]],
-                         topic: str) -> None:
+async def _profile_batch(strata: Strata, batch: list[tuple[int, str, float]], topic: str) -> None:
     s = strata.settings
     work = []
     for partition, user_id, since in batch:
@@ -68,7 +66,7 @@ async def _profile_batch(strata: Strata, executor: Executor, batch: list[tuple[i
         return
     model = strata.model  # one model for the whole batch, even if a reload swaps it meanwhile
     started = time.perf_counter()
-    results = await asyncio.get_running_loop().run_in_executor(executor, _infer, model, [w[4] for w in work])
+    results = await asyncio.get_running_loop().run_in_executor(strata.model_thread, _infer, model, [w[4] for w in work])
     metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
     metrics.INFERENCE_BATCH.observe(len(work))
 
@@ -96,7 +94,6 @@ async def _profile_batch(strata: Strata, executor: Executor, batch: list[tuple[i
 def register(strata: Strata) -> None:
     s = strata.settings
     topic = event_topic(s, "browse")
-    executor = strata.model_thread
     state = _State()
     recovery = strata.app.tables.recovery
 
@@ -119,7 +116,7 @@ def register(strata: Strata) -> None:
         for i in range(0, len(todo), s.inference_batch):
             batch = todo[i:i + s.inference_batch]
             try:
-                await _profile_batch(strata, executor, batch, topic)
+                await _profile_batch(strata, batch, topic)
             except Exception:
                 # Never lose the users: they stay dirty and are tried again next tick.
                 log.exception("profiler: a batch of %d users failed; retrying next tick", len(batch))

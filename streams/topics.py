@@ -4,9 +4,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from state.event import EVENT_TYPES
 from streams.settings import Settings
 
-EVENT_TYPES = ("browse", "purchase", "review")
 COMPACT = {"cleanup.policy": "compact"}
 
 
