@@ -15,7 +15,7 @@ from state.event import Event, Rejected, Rejection, iso_ms, parse_event
 from state.window import Window
 from streams import metrics
 from streams.app import Strata
-from streams.clients import encode
+from streams.codec import encode
 from streams.tables import on_partition
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import EmbeddedBroker
-from streams.clients import read_topic
-from streams.process import WorkerProcess
+from ops.broker import EmbeddedBroker
+from ops.clients import read_topic
+from ops.process import WorkerProcess
 from streams.settings import Settings
 from streams.topics import create_topics, windows_changelog
 

@@ -4,7 +4,7 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from streams.cli import cli
+from ops.cli import cli
 
 
 def _commands(group, prefix=()):
@@ -33,7 +33,7 @@ def test_bad_broker_url_is_explained():
 
 
 def test_schema_command_prints_the_event_schema():
-    out = subprocess.run([sys.executable, "-m", "streams.cli", "schema"], capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-m", "ops.cli", "schema"], capture_output=True, text=True, check=True)
     assert '"event_id"' in out.stdout
 
 

@@ -9,7 +9,7 @@ from collections import Counter, defaultdict
 import pytest
 
 from model.synthetic import generate
-from streams.clients import producer, publish_events, publish_items
+from ops.clients import producer, publish_events, publish_items
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(300)]
 

@@ -9,7 +9,7 @@ pytestmark = [pytest.mark.broker, pytest.mark.timeout(330)]
 
 def test_demo_trains_then_streams_learned_profiles_and_stops_everything(tmp_path):
     env = {**os.environ, "STRATA_CHECKPOINTS_DIR": str(tmp_path / "checkpoints")}
-    out = subprocess.run([sys.executable, "-m", "streams.cli", "demo", "--events", "1200", "--users", "120"],
+    out = subprocess.run([sys.executable, "-m", "ops.cli", "demo", "--events", "1200", "--users", "120"],
                          capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "training a small model first" in out.stdout

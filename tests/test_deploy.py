@@ -6,7 +6,7 @@ from pathlib import Path
 import yaml
 
 from streams import metrics
-from streams.cli import cli
+from ops.cli import cli
 from streams.settings import Settings
 
 ROOT = Path(__file__).parent.parent

@@ -10,7 +10,7 @@ from model.checkpoint import point_latest
 from model.synthetic import generate
 from model.taxonomy import Taxonomy
 from model.train import TrainConfig, load_histories, train
-from streams.clients import producer, publish_events, publish_items
+from ops.clients import producer, publish_events, publish_items
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(300)]
 TINY = TrainConfig(encoder="cnn-lstm", d_model=16, text_dim=16, heads=2, cuts_per_user=4, max_events=32,

@@ -9,7 +9,7 @@ import pytest
 from kafka import KafkaProducer
 
 from model.synthetic import generate
-from streams.clients import encode, producer, publish_events, publish_items
+from ops.clients import encode, producer, publish_events, publish_items
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(240)]
 
@@ -100,8 +100,8 @@ def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
 
 
 def test_worker_refuses_to_start_without_its_topics(tmp_path):
-    from streams.broker import EmbeddedBroker
-    from streams.process import WorkerProcess
+    from ops.broker import EmbeddedBroker
+    from ops.process import WorkerProcess
 
     with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:
         w = WorkerProcess(broker.url, tmp_path / "w", tmp_path / "w.log").start()

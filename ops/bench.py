@@ -18,9 +18,9 @@ from pathlib import Path
 import click
 
 from model.synthetic import generate
-from streams.broker import EmbeddedBroker
-from streams.clients import producer, publish_events, publish_items, read_topic
-from streams.process import WorkerProcess
+from ops.broker import EmbeddedBroker
+from ops.clients import producer, publish_events, publish_items, read_topic
+from ops.process import WorkerProcess
 from streams.settings import Settings
 from streams.topics import EVENT_TYPES, create_topics, event_topic
 

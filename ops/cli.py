@@ -85,7 +85,7 @@ def broker(port) -> None:
     import signal
     import threading
 
-    from streams.broker import EmbeddedBroker
+    from ops.broker import EmbeddedBroker
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -138,7 +138,7 @@ def produce(broker, file, n_events, users, seed, topic) -> None:
 def _produce(settings, b, file, n_events, users, seed, topic) -> None:
     from tqdm import tqdm
 
-    from streams.clients import encode, producer, publish_events, publish_items, topic_for_event
+    from ops.clients import encode, producer, publish_events, publish_items, topic_for_event
 
     p = producer(b)
     if n_events is not None:
@@ -176,7 +176,7 @@ def _produce(settings, b, file, n_events, users, seed, topic) -> None:
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="stop after this many idle seconds")
 def tail(broker, topic, from_end, max_messages, timeout) -> None:
     """Print a topic's records as JSON lines: profiles, recommendations, dlq (or any topic name)."""
-    from streams.clients import read_topic
+    from ops.clients import read_topic
 
     settings = _settings(broker=broker)
     b = _need_broker(settings)
@@ -209,7 +209,7 @@ def demo(events, users, timeout, baseline) -> None:
     """Embedded broker, topics, a worker, generated events; prints profiles as they arrive.
 
     Trains a small model into the checkpoints dir first when there is none [env STRATA_CHECKPOINTS_DIR]."""
-    from streams.demo import run_demo
+    from ops.demo import run_demo
 
     sys.exit(run_demo(events, users, timeout, learned=not baseline))
 
@@ -254,7 +254,7 @@ def _histories(data_file, items_file, from_topics, broker):
 
     items = load_items(read_jsonl(items_file)) if items_file else None
     if from_topics:
-        from streams.clients import read_topic
+        from ops.clients import read_topic
         from streams.topics import EVENT_TYPES, event_topic
 
         settings = _settings(broker=broker)
@@ -337,7 +337,7 @@ def bench() -> None:
 def bench_ingest_cmd(events, users, runs, json_out) -> None:
     """Worker events/s on the embedded broker next to a bare aiokafka consume->produce loop,
     and event->profile delay (p50, p99) with a 1 s profile timer."""
-    from streams.bench import bench_ingest
+    from ops.bench import bench_ingest
 
     r = bench_ingest(events, users, runs)
     click.echo(f"\ningest, {events} events, {users} users, median of {runs} runs:")

@@ -11,7 +11,7 @@ import urllib.request
 from pathlib import Path
 from typing import Optional
 
-from streams.broker import free_port
+from ops.broker import free_port
 
 
 class WorkerProcess:
@@ -30,7 +30,7 @@ class WorkerProcess:
         return f"http://127.0.0.1:{self.web_port}"
 
     def start(self) -> "WorkerProcess":
-        cmd = [sys.executable, "-m", "streams.cli", "worker", "--broker", self.broker_url,
+        cmd = [sys.executable, "-m", "ops.cli", "worker", "--broker", self.broker_url,
                "--data-dir", str(self.data_dir), "--web-port", str(self.web_port),
                "--partitions", str(self.partitions)]
         with open(self.log_path, "ab") as out:

@@ -1,12 +1,12 @@
 """Plain Kafka clients for the CLI and tests: publish events and items, read a topic."""
 from __future__ import annotations
 
-import json
 import time
 from typing import Iterable, Iterator, Optional
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from streams.codec import encode
 from streams.settings import Broker, Settings
 from streams.topics import EVENT_TYPES, event_topic
 
@@ -23,10 +23,6 @@ def producer(broker: Broker, restorable: bool = False) -> KafkaProducer:
     else:
         batching = dict(linger_ms=5, batch_size=64 * 1024)
     return KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", client_id="strata-produce", **batching)
-
-
-def encode(doc: dict) -> bytes:
-    return json.dumps(doc, ensure_ascii=False).encode("utf-8")
 
 
 def topic_for_event(settings: Settings, doc: dict) -> Optional[str]:

@@ -15,9 +15,9 @@ from model.checkpoint import latest_version
 from model.synthetic import generate
 from model.taxonomy import Taxonomy
 from model.train import TrainConfig, load_histories, summary, train
-from streams.broker import EmbeddedBroker
-from streams.clients import producer, publish_events, publish_items, read_topic
-from streams.process import WorkerProcess
+from ops.broker import EmbeddedBroker
+from ops.clients import producer, publish_events, publish_items, read_topic
+from ops.process import WorkerProcess
 from streams.settings import Settings
 from streams.topics import create_topics
 
