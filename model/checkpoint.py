@@ -9,31 +9,17 @@ import shutil
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Optional
 
 import torch
 from safetensors.torch import load_model, save_model
 
 from model.encoders import TextEncoder, encoder_from_config
+from model.latest import CheckpointError, point_latest
 from model.profile import Horizons
 from model.taxonomy import LAYERS, Taxonomy
 from model.user_model import LayeredInterestModel
 
 FORMAT = 1
-LATEST = "LATEST"
-
-
-class CheckpointError(Exception):
-    """A checkpoint that cannot be used: missing files, corrupt weights, incompatible config."""
-
-
-def latest_version(root: Path) -> Optional[str]:
-    try:
-        return (Path(root) / LATEST).read_text().strip() or None
-    except FileNotFoundError:
-        return None
-
-
 def save_checkpoint(root: Path, model: LayeredInterestModel, encoder: TextEncoder, taxonomy: Taxonomy,
                     horizons: Horizons, model_config: dict, metrics: dict, make_latest: bool = True) -> Path:
     """Write a new version directory, then point LATEST at it (rename: readers never see half)."""
@@ -68,12 +54,6 @@ def _write_version(root, tmp, model, encoder, taxonomy, horizons, model_config, 
     if make_latest:
         point_latest(root, version)
     return final
-
-
-def point_latest(root: Path, version: str) -> None:
-    tmp = Path(root) / f".{LATEST}.tmp"
-    tmp.write_text(version + "\n")
-    os.replace(tmp, Path(root) / LATEST)
 
 
 def load_checkpoint(directory: Path, device: torch.device = torch.device("cpu")):

@@ -15,6 +15,7 @@ import numpy as np
 from model.taxonomy import LAYERS, PATH_INDEX, Taxonomy
 from model.text import keywords
 from state.event import iso_ms
+from state.window import Window
 
 
 @dataclass(frozen=True)
@@ -112,14 +113,14 @@ def profile_document(
     user_id: str,
     version: int,
     model_version: str,
-    window: dict,
+    window: Window,
     dists: dict[str, np.ndarray],
     keywords_by_layer: dict[str, list[str]],
     taxonomy: Taxonomy,
     now_ms: int,
 ) -> dict:
     """The profile JSON of schema version 1. Each layer lists every label, most probable first."""
-    entries = window["entries"]
+    entries = window.entries
     layers = {}
     for layer in LAYERS:
         order = np.argsort(-dists[layer], kind="stable")
@@ -130,7 +131,7 @@ def profile_document(
         "version": version,
         "model_version": model_version,
         "updated_at": iso_ms(now_ms),
-        "events_seen": window["events_seen"],
+        "events_seen": window.events_seen,
         "window": {
             "events": len(entries),
             "from": iso_ms(entries[0]["ts"]) if entries else None,

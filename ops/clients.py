@@ -22,7 +22,7 @@ def producer(broker: Broker, restorable: bool = False) -> KafkaProducer:
         batching = dict(batch_size=0)
     else:
         batching = dict(linger_ms=5, batch_size=64 * 1024)
-    return KafkaProducer(bootstrap_servers=broker.bootstrap, acks="all", client_id="strata-produce", **batching)
+    return KafkaProducer(**broker.kafka_python(acks="all", client_id="strata-produce", **batching))
 
 
 def topic_for_event(settings: Settings, doc: dict) -> Optional[str]:
@@ -57,8 +57,7 @@ def read_topic(
     max_messages: Optional[int] = None, deadline: Optional[float] = None,
 ) -> Iterator:
     """Records of every partition of `topic` (no consumer group), until idle, max or deadline."""
-    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False, group_id=None,
-                             client_id="strata-tail")
+    consumer = KafkaConsumer(**broker.kafka_python(enable_auto_commit=False, group_id=None, client_id="strata-tail"))
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from model.checkpoint import latest_version
+from model.latest import latest_version
 from model.synthetic import generate
 from model.taxonomy import Taxonomy
 from model.train import TrainConfig, load_histories, summary, train

@@ -38,9 +38,10 @@ class WorkerProcess:
                                             env={**os.environ, **self.env}, start_new_session=True)
         return self
 
-    def get(self, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
+    def get(self, path: str, timeout: float = 2.0, headers: Optional[dict] = None) -> tuple[int, bytes]:
         try:
-            with urllib.request.urlopen(self.url + path, timeout=timeout) as resp:
+            with urllib.request.urlopen(urllib.request.Request(self.url + path, headers=headers or {}),
+                                        timeout=timeout) as resp:
                 return resp.status, resp.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()

@@ -1,42 +1,64 @@
 """A user's bounded event window: what the profile model reads.
 
-Stored as one JSON document per user (the Faust table value). Bounded three ways, oldest out
-first: event count, age (relative to the newest event), and encoded bytes. Event ids of the
-most recent accepted events are kept beyond the window itself, so a replay after a crash
-(at-least-once delivery) is recognised as a duplicate and not counted twice.
+Stored as one record per user (the Faust table value and its changelog record), encoded once
+here as compact UTF-8 JSON. Bounded three ways, oldest out first: event count, age (relative to
+the newest event), and encoded bytes of the entries. Event ids of the most recent accepted events
+are kept beyond the window itself, so a replay after a crash (at-least-once delivery) is
+recognised as a duplicate and not counted twice; each kept id is at most 66 ASCII bytes (longer
+or non-ASCII ids are kept as a hash), so the whole record stays under Kafka's record limit.
 """
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any, Optional
+
+MAX_PLAIN_ID_BYTES = 64
 
 
 @dataclass(frozen=True)
 class WindowBounds:
     max_events: int = 128
     max_age_ms: int = 90 * 24 * 3600 * 1000
-    max_bytes: int = 64 * 1024
+    max_bytes: int = 64 * 1024  # the entries, as encoded in the record
     # Ids remembered for dedupe: several windows' worth, so a replay of events already
-    # evicted by count is still caught.
+    # evicted by count is still caught. At most 66 bytes each.
     max_seen_ids: int = 1024
 
 
-class Window:
-    """Entries are dicts: id, ts (epoch ms), type, item, text, tokens, cats, attrs."""
+def dedupe_key(event_id: str) -> str:
+    """The id as remembered for dedupe: itself when short ASCII, else a 128-bit hash of it."""
+    if len(event_id) <= MAX_PLAIN_ID_BYTES and event_id.isascii() and not event_id.startswith("#"):
+        return event_id
+    return "#" + hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
-    __slots__ = ("user_id", "entries", "seen_ids", "events_seen", "updated_ms", "_seen")
+
+def _encode(doc: Any) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+class Window:
+    """Entries are dicts: id, ts (epoch ms), type, item, text, tokens, cats, attrs.
+
+    `partition` is the partition the user's events arrive on (where the profile is written);
+    `events_seen` counts every distinct event ever accepted, evicted ones included.
+    """
+
+    __slots__ = ("user_id", "partition", "entries", "seen_ids", "events_seen", "updated_ms", "_seen")
 
     def __init__(
         self,
         user_id: str,
+        partition: Optional[int] = None,
         entries: Optional[list[dict]] = None,
         seen_ids: Optional[list[str]] = None,
         events_seen: int = 0,
         updated_ms: int = 0,
     ):
         self.user_id = user_id
+        self.partition = partition
         self.entries = entries or []
         self.seen_ids = seen_ids or []
         self.events_seen = events_seen
@@ -44,17 +66,17 @@ class Window:
         self._seen = set(self.seen_ids)
 
     def __contains__(self, event_id: str) -> bool:
-        return event_id in self._seen
+        return dedupe_key(event_id) in self._seen
 
     def add(self, entry: dict, now_ms: int, bounds: WindowBounds) -> bool:
         """Insert in timestamp order; False (and no change) when the id was seen before."""
-        event_id = entry["id"]
-        if event_id in self._seen:
+        key = dedupe_key(entry["id"])
+        if key in self._seen:
             return False
         keys = [e["ts"] for e in self.entries]
         self.entries.insert(bisect.bisect_right(keys, entry["ts"]), entry)
-        self.seen_ids.append(event_id)
-        self._seen.add(event_id)
+        self.seen_ids.append(key)
+        self._seen.add(key)
         if len(self.seen_ids) > bounds.max_seen_ids:
             for old in self.seen_ids[: len(self.seen_ids) - bounds.max_seen_ids]:
                 self._seen.discard(old)
@@ -72,25 +94,28 @@ class Window:
             horizon = self.entries[-1]["ts"] - bounds.max_age_ms
             cut = bisect.bisect_left([e["ts"] for e in self.entries], horizon)
             del self.entries[:cut]
-        # Measured as UTF-8 JSON; per-entry sizes only when the window is over the bound.
-        if len(json.dumps(self.entries, ensure_ascii=False).encode()) > bounds.max_bytes:
-            sizes = [len(json.dumps(e, ensure_ascii=False).encode()) + 1 for e in self.entries]
-            total, cut = sum(sizes), 0
+        # Measured as encoded; per-entry sizes only when the window is over the bound. The
+        # newest entry always stays: one event is at most the ingest bound, far below a record.
+        if len(_encode(self.entries)) > bounds.max_bytes:
+            sizes = [len(_encode(e)) + 1 for e in self.entries]
+            total, cut = sum(sizes) + 1, 0
             while total > bounds.max_bytes and cut < len(self.entries) - 1:
                 total -= sizes[cut]
                 cut += 1
             del self.entries[:cut]
         return before - len(self.entries)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def encode(self) -> bytes:
+        return _encode({
             "user_id": self.user_id,
-            "entries": self.entries,
-            "seen_ids": self.seen_ids,
+            "partition": self.partition,
             "events_seen": self.events_seen,
             "updated_ms": self.updated_ms,
-        }
+            "seen_ids": self.seen_ids,
+            "entries": self.entries,
+        })
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Window":
-        return cls(d["user_id"], d["entries"], d["seen_ids"], d["events_seen"], d["updated_ms"])
+    def decode(cls, raw: bytes) -> "Window":
+        d = json.loads(raw)
+        return cls(d["user_id"], d.get("partition"), d["entries"], d["seen_ids"], d["events_seen"], d["updated_ms"])

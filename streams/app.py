@@ -1,29 +1,28 @@
 """The Faust app: its settings per broker kind, topics, tables, and the parts that run in it.
 
-Tables (all RocksDB through rocksdict, all changelog-backed):
-- windows  key user_id: the bounded event window; changelog `<app>-windows-changelog`.
-- profiles key user_id: the latest profile; its changelog *is* the `profiles` topic, so one
-  write both publishes a profile and records it, and a restarted worker restores exactly
-  what consumers saw (profile versions never go back).
+Tables (all RocksDB through rocksdict, all changelog-backed, values raw bytes encoded once by us):
+- windows  key user_id: the bounded event window (state/window.py); changelog `<app>-windows-changelog`.
+- profiles key user_id: the latest profile; its changelog *is* the `profiles` topic. The profiler
+  publishes a profile first and records it locally once the broker has it (streams/profiler.py),
+  so a restarted worker restores exactly what consumers saw (profile versions never go back).
 - items    key item_id: a GlobalTable whose changelog is the `items` topic; every worker
   holds the whole catalogue.
 """
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Optional
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
-from model.profile import ProfileModel
 from state.dirty import DirtyUsers
 from state.event import Item
 from state.items import ItemIndex
 from streams.consumer import Transport
-from streams.settings import Settings
+from streams.model_slot import ModelSlot
+from streams.settings import KafkaSecurity, Settings
 from streams.tables import TopicBackedGlobalTable
 from streams.topics import EVENT_TYPES, event_topic, windows_changelog
 
@@ -51,14 +50,11 @@ class Strata:
     recommendations: Any
     windows: Any
     profiles: Any
+    profiles_topic: Any  # the profiles table's changelog: the profiler publishes to it directly
     items: Any
-    model: ProfileModel
+    slot: ModelSlot  # the served model and the thread it runs on
     item_index: ItemIndex  # filled by the items table's changelog callback
     dirty: DirtyUsers = field(default_factory=DirtyUsers)
-    # The one thread that runs the model: inference and checkpoint loading, so a load waits for
-    # the running batch and torch is never driven from two threads at once.
-    model_thread: ThreadPoolExecutor = field(
-        default_factory=lambda: ThreadPoolExecutor(max_workers=1, thread_name_prefix="strata-model"))
 
     def event_type_of(self, topic: str) -> str:
         return self._types[topic]
@@ -67,14 +63,33 @@ class Strata:
         self._types = {event_topic(self.settings, t): t for t in EVENT_TYPES}
 
 
+def credentials(security: KafkaSecurity) -> Optional[faust.types.auth.CredentialsT]:
+    """Faust's form of the TLS/SASL settings every other client gets from KafkaSecurity."""
+    if security.sasl:
+        return faust.SASLCredentials(username=security.sasl_username, password=security.sasl_password,
+                                     mechanism=security.sasl_mechanism, ssl_context=security.ssl_context())
+    if security.tls:
+        return faust.SSLCredentials(security.ssl_context())
+    return None
+
+
 def faust_app(settings: Settings) -> faust.App:
     broker = settings.broker_info()
     conf = dict(
         broker=broker.faust_url,
+        broker_credentials=credentials(broker.security),
+        processing_guarantee=settings.processing_guarantee,
         store="rocksdb://",
         datadir=str(settings.data_dir),
         web_port=settings.web_port,
         web_host=settings.web_host,
+        web_bind=settings.web_bind,
+        # Faust's built-in pages serve raw table data (/table: any user's event history) and the
+        # cluster's layout (/router, /graph, stats); Strata serves only its own views and /metrics.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         canonical_url=f"http://{settings.web_host}:{settings.web_port}",
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
@@ -91,13 +106,12 @@ def faust_app(settings: Settings) -> faust.App:
     return app
 
 
-def build(settings: Settings, model: ProfileModel) -> Strata:
+def build(settings: Settings, slot: ModelSlot) -> Strata:
     app = faust_app(settings)
     raw = dict(key_serializer="raw", value_serializer="raw")
     n = settings.partitions
     source = app.topic(*(event_topic(settings, t) for t in EVENT_TYPES), **raw)
-    profiles_topic = app.topic(settings.topic("profiles"), partitions=n, key_serializer="raw",
-                               value_serializer="json")
+    profiles_topic = app.topic(settings.topic("profiles"), partitions=n, **raw)
     items_topic = app.topic(settings.topic("items"), partitions=n, **raw)
     # Keys are the raw UTF-8 bytes of user_id / item_id, as producers key their records.
     table = dict(key_type=bytes, partitions=n)
@@ -111,19 +125,18 @@ def build(settings: Settings, model: ProfileModel) -> Strata:
         app=app,
         source=source,
         dlq=app.topic(settings.topic("events.dlq"), **raw),
-        recommendations=app.topic(settings.topic("recommendations"), key_serializer="raw", value_serializer="json"),
-        windows=app.Table(
-            "windows", changelog_topic=app.topic(windows_changelog(settings), partitions=n, key_serializer="raw",
-                                                 value_serializer="json"), **table
-        ),
-        profiles=app.Table("profiles", changelog_topic=profiles_topic, **table),
+        recommendations=app.topic(settings.topic("recommendations"), **raw),
+        windows=app.Table("windows", changelog_topic=app.topic(windows_changelog(settings), partitions=n, **raw),
+                          value_type=bytes, **table),
+        profiles=app.Table("profiles", changelog_topic=profiles_topic, value_type=bytes, **table),
+        profiles_topic=profiles_topic,
         # Raw values: a malformed catalogue record is skipped when read, never fatal.
         # synchronize_all_active_partitions: keep reading the catalogue after start-up, so
         # items published later reach every worker.
         items=app.tables.add(TopicBackedGlobalTable(app, name="items", changelog_topic=items_topic,
                                                     on_changelog_event=on_item, value_type=bytes,
                                                     is_global=True, synchronize_all_active_partitions=True, **table)),
-        model=model,
+        slot=slot,
         item_index=index,
     )
     setup_prometheus_sensors(app)

@@ -2,86 +2,134 @@
 
 Each batch of polled events is grouped by user, and each user's window is read, extended and
 written once per batch (one RocksDB write and one changelog record per user, not per event).
+
+No record can stop the agent. A record that fails validation goes to the DLQ with its reason;
+one that raises anything else, alone or while its user's window is written, goes there too as
+`internal` with the exception's class, and the batch goes on with the other users.
 """
 from __future__ import annotations
 
-import base64
+import logging
 import time
 from collections import Counter
 from typing import Optional
 
 from model.entry import make_entry
-from state.event import Event, Rejected, Rejection, iso_ms, parse_event
+from state.event import Event, Rejected, Rejection, parse_event
 from state.window import Window
 from streams import metrics
 from streams.app import Strata
-from streams.codec import encode
-from streams.tables import on_partition
+from streams.dlq import dlq_key, dlq_record, internal
+from streams.tables import on_partition, owned_partitions
+from streams.topics import partition_for
 
-
-def dlq_record(rejection: Rejection, topic: str, partition: int, offset: int, raw: Optional[bytes]) -> dict:
-    return {
-        "error": rejection.as_dict(),
-        "source": {"topic": topic, "partition": partition, "offset": offset},
-        "raw": base64.b64encode(raw or b"").decode("ascii"),
-        "at": iso_ms(int(time.time() * 1000)),
-    }
+log = logging.getLogger(__name__)
+SHOWN_KEY_CHARS = 80
 
 
 def check_key(key: Optional[bytes], event: Event) -> None:
     """User-keyed topics must be keyed by user_id, or the user's events spread over partitions."""
     if key is None or key.decode("utf-8", "replace") != event.user_id:
-        shown = None if key is None else key.decode("utf-8", "replace")
+        shown = None if key is None else key[:SHOWN_KEY_CHARS].decode("utf-8", "replace")
         raise Rejected(Rejection("key_mismatch", f"record key {shown!r} is not the event's user_id "
-                                 f"{event.user_id!r}; key events by user_id", "user_id"))
+                                 f"{event.user_id[:SHOWN_KEY_CHARS]!r}; key events by user_id", "user_id"))
+
+
+def check_partition(key: bytes, partition: int, partitions: int) -> None:
+    """A record must sit where Kafka's default partitioner puts its key, or its user has two windows."""
+    expected = partition_for(key, partitions)
+    if partition != expected:
+        raise Rejected(Rejection(
+            "wrong_partition", f"record is on partition {partition}, but murmur2 of its key gives {expected} of "
+            f"{partitions}: use Kafka's default (murmur2) partitioner (librdkafka: partitioner=murmur2_random)",
+            "user_id"))
+
+
+def accept(strata: Strata, message, now_ms: int) -> Event:
+    s = strata.settings
+    event = parse_event(message.value, topic_type=strata.event_type_of(message.topic), max_bytes=s.max_event_bytes,
+                        max_future_s=s.max_future_s, now_ms=now_ms)
+    check_key(message.key, event)
+    check_partition(message.key, message.partition, s.partitions)
+    return event
+
+
+def write_window(strata: Strata, topic: str, partition: int, user_id: str, events: list[Event],
+                 now_ms: int) -> tuple[Window, Counter]:
+    """Read, extend, bound and write one user's window; the outcome of each event."""
+    s = strata.settings
+    outcomes: Counter[tuple[str, str]] = Counter()
+    key = user_id.encode()
+    with on_partition(strata.app, topic, partition):
+        raw = strata.windows.get(key)
+        window = Window.decode(raw) if raw else Window(user_id)
+        window.partition = partition
+        for event in events:
+            entry = make_entry(event, strata.item_index, s.max_text_chars)
+            outcome = "accepted" if window.add(entry, now_ms, s.window_bounds) else "duplicate"
+            outcomes[event.type, outcome] += 1
+        evicted = window.trim(s.window_bounds)
+        # Written even when every event was a duplicate: a replay after a crash means the
+        # local RocksDB may hold a window its changelog never received, and this write is
+        # what brings the changelog (and so any future restore) up to date.
+        strata.windows[key] = window.encode()
+    metrics.WINDOW_EVICTIONS.inc(evicted)
+    return window, outcomes
 
 
 async def ingest_batch(strata: Strata, events: list) -> None:
-    s = strata.settings
     now_ms = int(time.time() * 1000)
     metrics.INGEST_BATCH.observe(len(events))
     outcomes: Counter[tuple[str, str]] = Counter()
-    groups: dict[tuple[str, int, str], list[Event]] = {}
+    refused: list[tuple[object, Rejection]] = []
+    groups: dict[tuple[str, int, str], list[tuple[Event, object]]] = {}
     for ev in events:
-        msg = ev.message
-        event_type = strata.event_type_of(msg.topic)
+        message = ev.message
         try:
-            event = parse_event(msg.value, topic_type=event_type, max_bytes=s.max_event_bytes,
-                                max_future_s=s.max_future_s, now_ms=now_ms)
-            check_key(msg.key, event)
+            event = accept(strata, message, now_ms)
         except Rejected as rejected:
-            r = rejected.rejection
-            await strata.dlq.send(key=msg.key, value=encode(dlq_record(r, msg.topic, msg.partition, msg.offset,
-                                                                      msg.value)))
-            outcomes[event_type, "rejected"] += 1
-            metrics.REJECTED.labels(r.code).inc()
+            refused.append((message, rejected.rejection))
             continue
-        groups.setdefault((msg.topic, msg.partition, event.user_id), []).append(event)
+        except Exception as exc:  # noqa: BLE001 - no record may stop the agent
+            log.exception("ingest: record %s[%s]@%s raised", message.topic, message.partition, message.offset)
+            refused.append((message, internal(exc)))
+            continue
+        groups.setdefault((message.topic, message.partition, event.user_id), []).append((event, message))
 
-    bounds = s.window_bounds
-    for (topic, partition, user_id), user_events in groups.items():
-        with on_partition(strata.app, topic, partition):
-            doc = strata.windows.get(user_id.encode())
-            window = Window.from_dict(doc) if doc else Window(user_id)
-            added = 0
-            for event in user_events:
-                if window.add(make_entry(event, strata.item_index, s.max_text_chars), now_ms, bounds):
-                    added += 1
-                    outcomes[event.type, "accepted"] += 1
-                else:
-                    outcomes[event.type, "duplicate"] += 1
-            # Written even when every event was a duplicate: a replay after a crash means the
-            # local RocksDB may hold a window its changelog never received, and this write is
-            # what brings the changelog (and so any future restore) up to date.
-            metrics.WINDOW_EVICTIONS.inc(window.trim(bounds))
-            # The partition is kept so a rescan after a rebalance knows where to write the profile.
-            strata.windows[user_id.encode()] = {**window.to_dict(), "partition": partition}
-        if added:
+    owned = {topic: owned_partitions(strata.app, topic) for topic in {t for t, _, _ in groups}}
+    for (topic, partition, user_id), members in groups.items():
+        if partition not in owned[topic]:
+            # Revoked while this batch was polled: the new owner replays these from its committed offset.
+            continue
+        try:
+            window, counts = write_window(strata, topic, partition, user_id, [e for e, _ in members], now_ms)
+        except Exception as exc:  # noqa: BLE001
+            log.exception("ingest: writing the window of a user with %d events raised", len(members))
+            refused.extend((message, internal(exc)) for _, message in members)
+            continue
+        outcomes.update(counts)
+        if any(outcome == "accepted" for _, outcome in counts):
             strata.dirty.mark(partition, user_id)
         metrics.WINDOW_EVENTS.observe(len(window.entries))
+
+    for message, rejection in refused:
+        await send_to_dlq(strata, message, rejection, now_ms)
+        outcomes[strata.event_type_of(message.topic), "rejected"] += 1
     for (event_type, outcome), n in outcomes.items():
         metrics.EVENTS.labels(event_type, outcome).inc(n)
     metrics.DIRTY_USERS.set(len(strata.dirty))
+
+
+async def send_to_dlq(strata: Strata, message, rejection: Rejection, now_ms: int) -> None:
+    metrics.REJECTED.labels(rejection.code).inc()
+    record = dlq_record(rejection, message.topic, message.partition, message.offset, message.value,
+                        strata.settings.dlq_raw_bytes, now_ms)
+    try:
+        await strata.dlq.send(key=dlq_key(message.key), value=record)
+    except Exception:  # noqa: BLE001 - a DLQ outage must not stop valid events
+        metrics.DLQ_SEND_FAILURES.inc()
+        log.exception("ingest: could not publish a DLQ record for %s[%s]@%s (%s)", message.topic,
+                      message.partition, message.offset, rejection.code)
 
 
 def register(strata: Strata) -> None:

@@ -3,6 +3,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter("strata_events_total", "Events consumed, by type and outcome", ["type", "outcome"])
 REJECTED = Counter("strata_events_rejected_total", "Records sent to the DLQ, by reason", ["reason"])
+DLQ_SEND_FAILURES = Counter("strata_dlq_send_failures_total", "DLQ records that could not be published")
 WINDOW_EVENTS = Histogram(
     "strata_window_events", "Events in a user's window after a write",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512),
@@ -21,6 +22,8 @@ INFERENCE_SECONDS = Histogram(
 )
 ENCODE_CACHE = Counter("strata_encode_cache_total", "Text encodings by cache outcome", ["outcome"])
 PROFILES = Counter("strata_profiles_emitted_total", "Profiles published")
+PROFILES_SKIPPED = Counter("strata_profiles_skipped_total",
+                           "Profiles not published because their partition moved to another worker meanwhile")
 RECOMMENDATIONS = Counter("strata_recommendations_emitted_total", "Recommendation lists published")
 EVENT_TO_PROFILE = Histogram(
     "strata_event_to_profile_seconds", "From a user's first unprofiled event being accepted to its profile",

@@ -19,10 +19,73 @@ class BrokerURLError(ValueError):
     pass
 
 
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """TLS and SASL for every Kafka client Strata makes (Faust's, kafka-python's, aiokafka's)."""
+
+    protocol: str = "PLAINTEXT"
+    sasl_mechanism: Optional[str] = None
+    sasl_username: Optional[str] = None
+    sasl_password: Optional[str] = field(default=None, repr=False)
+    ssl_cafile: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.protocol not in SECURITY_PROTOCOLS:
+            raise ValueError(f"STRATA_SECURITY_PROTOCOL={self.protocol!r}: choose one of {', '.join(SECURITY_PROTOCOLS)}")
+        if self.sasl:
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                raise ValueError(f"STRATA_SASL_MECHANISM={self.sasl_mechanism!r}: {self.protocol} needs one of "
+                                 f"{', '.join(SASL_MECHANISMS)}")
+            if not self.sasl_username or self.sasl_password is None:
+                raise ValueError(f"{self.protocol} needs STRATA_SASL_USERNAME and STRATA_SASL_PASSWORD")
+        if self.ssl_cafile and not Path(self.ssl_cafile).is_file():
+            raise ValueError(f"STRATA_SSL_CAFILE={self.ssl_cafile!r} is not a file")
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("SASL_")
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol.endswith("SSL")
+
+    def kafka_python(self) -> dict:
+        """Keyword arguments for kafka-python clients (KafkaProducer, KafkaConsumer, KafkaAdminClient)."""
+        conf: dict = {"security_protocol": self.protocol}
+        if self.sasl:
+            conf.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                        sasl_plain_password=self.sasl_password)
+        if self.tls and self.ssl_cafile:
+            conf["ssl_cafile"] = self.ssl_cafile
+        return conf
+
+    def ssl_context(self):
+        if not self.tls:
+            return None
+        import ssl
+
+        return ssl.create_default_context(cafile=self.ssl_cafile)
+
+    def aiokafka(self) -> dict:
+        """Keyword arguments for aiokafka clients (Faust's driver takes the same via its credentials)."""
+        conf: dict = {"security_protocol": self.protocol}
+        if self.sasl:
+            conf.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
+                        sasl_plain_password=self.sasl_password)
+        if self.tls:
+            conf["ssl_context"] = self.ssl_context()
+        return conf
+
+
 @dataclass(frozen=True)
 class Broker:
     hosts: tuple[str, ...]
     embedded: bool
+    security: KafkaSecurity = field(default_factory=KafkaSecurity)
 
     @classmethod
     def parse(cls, url: str) -> "Broker":
@@ -50,6 +113,13 @@ class Broker:
     def bootstrap(self) -> list[str]:
         return list(self.hosts)
 
+    def kafka_python(self, **conf) -> dict:
+        """Everything a kafka-python client needs to reach this broker: hosts and security."""
+        return {"bootstrap_servers": self.bootstrap, **self.security.kafka_python(), **conf}
+
+    def aiokafka(self, **conf) -> dict:
+        return {"bootstrap_servers": ",".join(self.hosts), **self.security.aiokafka(), **conf}
+
     @property
     def faust_url(self) -> str:
         return ";".join(f"kafka://{h}" for h in self.hosts)
@@ -60,8 +130,19 @@ class Broker:
 
 
 def _env(name: str, default, cast=str):
-    value = os.environ.get(f"STRATA_{name.upper()}")
-    return default if value is None or value == "" else cast(value)
+    variable = f"STRATA_{name.upper()}"
+    value = os.environ.get(variable)
+    if value is None or value == "":
+        return default
+    try:
+        return cast(value)
+    except ValueError:
+        raise ValueError(f"{variable}={value!r} is not a valid {cast.__name__}") from None
+
+
+PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
+# A window is one changelog record: it must stay well under Kafka's default 1 MB record limit.
+MAX_WINDOW_BYTES = 900 * 1024
 
 
 @dataclass
@@ -72,8 +153,18 @@ class Settings:
     partitions: int = 4
     replication: int = 1
     data_dir: Path = Path("data/worker")
-    web_host: str = "127.0.0.1"
+    web_host: str = "127.0.0.1"  # the host other workers reach this one at
     web_port: int = 6066
+    web_bind: str = "127.0.0.1"  # the interface HTTP listens on; 0.0.0.0 only behind a firewall or a token
+    http_token: Optional[str] = None  # when set, /profiles needs `Authorization: Bearer <token>`
+    # Kafka TLS/SASL (see KafkaSecurity).
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: Optional[str] = None
+    sasl_username: Optional[str] = None
+    sasl_password: Optional[str] = field(default=None, repr=False)
+    ssl_cafile: Optional[str] = None
+    # at_least_once, or exactly_once (Kafka transactions; a real Kafka only, the embedded broker has none).
+    processing_guarantee: str = "at_least_once"
     # How often dirty users get new profiles, and how many go through the model at once.
     profile_interval_s: float = 1.0
     inference_batch: int = 256
@@ -81,6 +172,9 @@ class Settings:
     ingest_batch: int = 2000
     ingest_within_s: float = 0.1
     max_event_bytes: int = 64 * 1024
+    # A DLQ record keeps at most this much of the rejected payload (PII-scrubbed); the size is recorded.
+    dlq_raw_bytes: int = 8 * 1024
+    dlq_retention_days: float = 7.0
     max_text_chars: int = 512
     max_future_s: float = 300.0
     window_max_events: int = 128
@@ -89,6 +183,7 @@ class Settings:
     recommendations: int = 10
     profile_model: str = "baseline"  # "baseline" or "learned" (the newest checkpoint in checkpoints_dir)
     checkpoints_dir: Path = Path("checkpoints")
+    checkpoint_poll_s: float = 2.0  # how often a learned worker looks at checkpoints/LATEST
     taxonomy: Optional[str] = None  # a taxonomy file; None: the shipped Chinese one
     horizons: Horizons = field(default_factory=Horizons)
 
@@ -108,10 +203,34 @@ class Settings:
         values["checkpoints_dir"] = Path(values["checkpoints_dir"])
         return cls(**values)
 
+    def __post_init__(self) -> None:
+        if self.processing_guarantee not in PROCESSING_GUARANTEES:
+            raise ValueError(f"STRATA_PROCESSING_GUARANTEE={self.processing_guarantee!r}: choose "
+                             f"{' or '.join(PROCESSING_GUARANTEES)}")
+        if not 0 < self.window_max_bytes <= MAX_WINDOW_BYTES:
+            raise ValueError(f"STRATA_WINDOW_MAX_BYTES={self.window_max_bytes}: must be 1..{MAX_WINDOW_BYTES} "
+                             "(a window is one Kafka record, and records stay under the 1 MB producer limit)")
+        if not 0 < self.dlq_raw_bytes <= 256 * 1024:
+            raise ValueError(f"STRATA_DLQ_RAW_BYTES={self.dlq_raw_bytes}: must be 1..262144")
+        for name in ("partitions", "web_port", "max_event_bytes", "max_text_chars", "window_max_events",
+                     "inference_batch", "ingest_batch"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"STRATA_{name.upper()}={getattr(self, name)}: must be at least 1")
+
+    def security(self) -> KafkaSecurity:
+        return KafkaSecurity(self.security_protocol, self.sasl_mechanism, self.sasl_username, self.sasl_password,
+                             self.ssl_cafile)
+
     def broker_info(self) -> Broker:
         if not self.broker:
             raise BrokerURLError("no broker given: pass --broker URL or set STRATA_BROKER")
-        return Broker.parse(self.broker)
+        broker = Broker.parse(self.broker)
+        security = self.security()
+        if broker.embedded and security.protocol != "PLAINTEXT":
+            raise BrokerURLError("the embedded broker (tansu://) speaks PLAINTEXT only; unset STRATA_SECURITY_PROTOCOL")
+        if broker.embedded and self.processing_guarantee == "exactly_once":
+            raise BrokerURLError("the embedded broker (tansu://) has no transactions: exactly_once needs a real Kafka")
+        return Broker(broker.hosts, broker.embedded, security)
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

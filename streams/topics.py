@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Optional
+
+from kafka.partitioner.default import murmur2
 
 from state.event import EVENT_TYPES
 from streams.settings import Settings
@@ -22,6 +25,12 @@ def event_topic(settings: Settings, event_type: str) -> str:
     return settings.topic(f"events.{event_type}")
 
 
+@lru_cache(maxsize=65536)
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default (Java, murmur2) partitioner gives a key: where its user's tables live."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
 def windows_changelog(settings: Settings) -> str:
     return settings.topic(f"{settings.app_id}-windows-changelog")
 
@@ -34,7 +43,9 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.topic("items"), n, COMPACT, "item catalogue in; backs the items table"),
         TopicSpec(settings.topic("profiles"), n, COMPACT, "profiles out; backs the profiles table"),
         TopicSpec(settings.topic("recommendations"), n, {}, "recommendations out"),
-        TopicSpec(settings.topic("events.dlq"), n, {}, "rejected records with reasons"),
+        TopicSpec(settings.topic("events.dlq"), n,
+                  {"retention.ms": str(int(settings.dlq_retention_days * 86400_000))},
+                  "rejected records with reasons (scrubbed, bounded copies; kept dlq_retention_days)"),
         TopicSpec(windows_changelog(settings), n, COMPACT, "changelog of the windows table"),
     ]
     return specs
@@ -43,8 +54,7 @@ def topic_specs(settings: Settings) -> list[TopicSpec]:
 def _admin(settings: Settings):
     from kafka import KafkaAdminClient
 
-    return KafkaAdminClient(bootstrap_servers=settings.broker_info().bootstrap, client_id="strata-admin",
-                            request_timeout_ms=15000)
+    return KafkaAdminClient(**settings.broker_info().kafka_python(client_id="strata-admin", request_timeout_ms=15000))
 
 
 def create_topics(settings: Settings) -> list[tuple[TopicSpec, str]]:

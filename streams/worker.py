@@ -1,58 +1,47 @@
-"""Running one worker: check the topics, choose the profile model, start Faust."""
+"""Running one worker: check the topics, fill the model slot, start Faust."""
 from __future__ import annotations
 
 import logging
 
 import faust
 
-from model.checkpoint import CheckpointError, latest_version
-from model.profile import BaselineModel, ProfileModel
+from model.profile import BaselineModel
 from model.taxonomy import Taxonomy
 from model.text import warm_up
-from streams import ingest, metrics, profiler, reload, views
+from streams import ingest, profiler, views
 from streams.app import build
-from streams.reload import load_learned
+from streams.model_slot import ModelSlot
 from streams.settings import Settings
 from streams.topics import check_topics
 
 log = logging.getLogger(__name__)
 
 
-def profile_model(settings: Settings) -> ProfileModel:
+def model_slot(settings: Settings) -> ModelSlot:
     """The baseline, or the newest checkpoint when the learned model is asked for.
 
-    With no usable checkpoint yet the learned setting serves the baseline and swaps the
-    checkpoint in as soon as one appears (see streams/reload.py).
+    With no usable checkpoint yet the learned setting serves the baseline and swaps a checkpoint
+    in as soon as one appears.
     """
-    baseline = BaselineModel(Taxonomy.load(settings.taxonomy), settings.horizons)
-    if settings.profile_model == "baseline":
-        return baseline
-    if settings.profile_model != "learned":
+    if settings.profile_model not in ("baseline", "learned"):
         raise ValueError(f"unknown profile model {settings.profile_model!r}: choose baseline or learned")
-    version = latest_version(settings.checkpoints_dir)
-    if version is None:
-        log.warning("no checkpoint in %s yet; serving the baseline until one appears", settings.checkpoints_dir)
-        return baseline
-    try:
-        return load_learned(settings.checkpoints_dir / version)
-    except CheckpointError as exc:
-        log.error("refusing checkpoint %s: %s; serving the baseline until a good one appears", version, exc)
-        metrics.CHECKPOINT_FAILURES.inc()
-        return baseline
+    baseline = BaselineModel(Taxonomy.load(settings.taxonomy), settings.horizons)
+    slot = ModelSlot(baseline, settings.checkpoints_dir if settings.profile_model == "learned" else None)
+    slot.load_now()
+    return slot
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Blocks until the worker is stopped (SIGTERM or Ctrl-C)."""
     check_topics(settings)
     warm_up()
-    model = profile_model(settings)
-    metrics.set_model_version(model.version)
+    slot = model_slot(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    strata = build(settings, model)
+    strata = build(settings, slot)
     for part in (ingest, profiler, views):
         part.register(strata)
-    if settings.profile_model == "learned":
-        reload.register(strata)
-    log.info("worker on %s, data dir %s, web port %s, model %s", settings.broker, settings.data_dir,
-             settings.web_port, model.version)
+    if slot.root is not None:
+        strata.app.timer(settings.checkpoint_poll_s, name="checkpoint-watch")(slot.poll)
+    log.info("worker on %s, data dir %s, web %s:%s, model %s", settings.broker, settings.data_dir,
+             settings.web_bind, settings.web_port, slot.model.version)
     faust.Worker(strata.app, loglevel=loglevel, quiet=True).execute_from_commandline()

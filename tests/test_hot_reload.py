@@ -6,7 +6,7 @@ from collections import Counter
 
 import pytest
 
-from model.checkpoint import point_latest
+from model.latest import point_latest
 from model.synthetic import generate
 from model.taxonomy import Taxonomy
 from model.train import TrainConfig, load_histories, train

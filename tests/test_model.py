@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from model.checkpoint import CheckpointError, latest_version, load_checkpoint
+from model.checkpoint import load_checkpoint
+from model.latest import CheckpointError, latest_version
 from model.encoders import HFEncoder
 from model.learned import LearnedModel
 from model.synthetic import generate

@@ -13,6 +13,7 @@ from ops.clients import encode, producer, publish_events, publish_items
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(240)]
 
+TOKEN = "pipeline-secret"
 GOOD = {"event_id": "x", "user_id": "bad-user", "type": "browse", "ts": "2026-11-01T00:00:00Z", "text": "三体"}
 
 
@@ -51,7 +52,7 @@ def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
     # Half before the worker's group exists (it must start from the earliest offset), half after.
     publish_events(p, cluster.settings, events[:1200])
 
-    worker = cluster.worker()
+    worker = cluster.worker(env={"STRATA_HTTP_TOKEN": TOKEN})
     startup = worker.wait_ready(timeout=30)
     # Start-up on the embedded broker takes seconds, not Faust's default 30 s group timeouts.
     assert startup < 20, f"worker took {startup:.1f} s to become ready"
@@ -76,27 +77,48 @@ def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
 
     dlq = [json.loads(r.value) for r in cluster.records("events.dlq")]
     assert len(dlq) == len(bad)
+    # The DLQ keeps a bounded copy (8 KiB by default) and the original size.
     by_raw = {base64.b64decode(d["raw"]): d for d in dlq}
     for topic, key, value, code in bad:
-        entry = by_raw[value]
+        entry = by_raw[value[:8192]]
         assert entry["error"]["code"] == code, (value[:60], entry["error"])
-        assert entry["error"]["message"]
+        assert entry["error"]["message"] and entry["raw_bytes"] == len(value) and entry["schema_version"] == 1
         assert entry["source"]["topic"] == topic
     # No valid event was rejected: the accepted count is exactly what was published.
     assert worker.accepted_events() == len(events)
     assert worker.metric("strata_events_rejected_total") == len(bad)
 
-    # The owning worker serves the latest profile over HTTP.
+    # The owning worker serves the latest profile over HTTP, to holders of the token only.
     user = next(iter(expected))
-    status, body = worker.get(f"/profiles/{user}")
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    status, body = worker.get(f"/profiles/{user}", headers=auth)
     assert status == 200 and json.loads(body)["events_seen"] == expected[user]
-    status, body = worker.get("/profiles/nobody/")
+    status, body = worker.get("/profiles/nobody/", headers=auth)
     assert status == 404 and b"no profile" in body
+    assert worker.get(f"/profiles/{user}")[0] == 401
+    assert worker.get(f"/profiles/{user}", headers={"Authorization": "Bearer wrong"})[0] == 401
+    assert worker.get("/profiles/" + "u" * 129, headers=auth)[0] == 400
+    # Faust's own pages that serve raw tables or the cluster layout are off; metrics and readiness stay.
+    for path in (f"/table/windows/{user}/", "/table/", "/router/", "/graph/", "/stats/"):
+        assert worker.get(path)[0] == 404, path
+    assert worker.get("/metrics")[0] == 200 and worker.get("/ready/")[0] == 200
+    assert listen_addresses(worker.web_port) == {"127.0.0.1"}
 
     recs = {r.key.decode(): json.loads(r.value) for r in cluster.records("recommendations")}
     assert recs[user]["items"] and recs[user]["profile_version"] >= 1
     seen_items = {e["item_id"] for e in events if e["user_id"] == user}
     assert not seen_items & {i["item_id"] for i in recs[user]["items"]}
+
+
+def listen_addresses(port: int) -> set[str]:
+    """IPv4 addresses with a socket listening on `port`, from /proc/net/tcp (state 0A is LISTEN)."""
+    found = set()
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        addr, _, hex_port = local.partition(":")
+        if state == "0A" and int(hex_port, 16) == port:
+            found.add(".".join(str(b) for b in reversed(bytes.fromhex(addr))))
+    return found
 
 
 def test_worker_refuses_to_start_without_its_topics(tmp_path):

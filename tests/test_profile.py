@@ -2,6 +2,7 @@ import numpy as np
 
 from model.profile import BaselineModel, Horizons, layer_weights, profile_document
 from model.taxonomy import Taxonomy
+from state.window import Window
 
 MIN = 60_000
 DAY = 86400_000
@@ -49,7 +50,7 @@ def test_profile_document_matches_the_contract():
     model = BaselineModel(tax)
     entries = [e(1, 1_700_000_000_000, tax.path("茶饮"), ["龙井"])]
     [d] = model.predict([entries])
-    doc = profile_document("u1", 3, model.version, {"entries": entries, "events_seen": 1}, d,
+    doc = profile_document("u1", 3, model.version, Window("u1", 0, entries, events_seen=1), d,
                            model.explain(entries), tax, 1_700_000_100_000)
     assert doc["version"] == 3 and doc["events_seen"] == 1 and doc["window"]["events"] == 1
     assert doc["layers"]["surface"][0]["label"] == "茶饮"

@@ -39,7 +39,30 @@ def test_evicted_ids_are_still_recognised_and_round_trip():
         w.add(entry(i, i), 0, b)
         w.trim(b)
     assert len(w.entries) == 2 and not w.add(entry(0, 0), 0, b)  # replay of an evicted event
-    w2 = Window.from_dict(w.to_dict())
+    w2 = Window.decode(w.encode())
     assert "e1" in w2 and w2.events_seen == 4
     w2.add(entry(4, 4), 0, b)
     assert "e0" not in w2  # the id memory is bounded too
+
+
+def test_long_and_non_ascii_ids_are_remembered_as_short_hashes():
+    b = WindowBounds()
+    w = Window("u")
+    long_id, wide_id = "x" * 128, "事件" * 40
+    assert w.add(entry(0, 0) | {"id": long_id}, 0, b) and w.add(entry(1, 1) | {"id": wide_id}, 0, b)
+    assert long_id in w and wide_id in w and "x" * 127 not in w
+    assert all(len(k) <= 66 and k.isascii() for k in w.seen_ids)
+    assert not Window.decode(w.encode()).add(entry(2, 2) | {"id": wide_id}, 0, b)  # still a duplicate
+
+
+def test_the_encoded_record_stays_bounded_with_hostile_ids_and_text():
+    """Entries bounded as encoded, ids bounded by the hash: the record fits a 1 MB Kafka record."""
+    b = WindowBounds(max_events=10_000, max_bytes=900 * 1024)
+    w = Window("u" * 128, 3)
+    for i in range(5000):
+        w.add(entry(i, i, text="字" * 512) | {"id": f"{i}-" + "標識" * 60, "tokens": ["字" * 512]}, 0, b)
+        if i % 500 == 0:
+            w.trim(b)
+    w.trim(b)
+    assert len(w.encode()) < 1_000_000 and w.events_seen == 5000
+    assert len(Window.decode(w.encode()).entries) == len(w.entries) and w.partition == 3
