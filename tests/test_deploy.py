@@ -44,6 +44,9 @@ def test_strata_services_use_real_commands_and_settings():
         if cmd == ["worker"]:
             port = svc["environment"]["STRATA_WEB_PORT"]
             assert any(p.endswith(f":{port}") for p in svc["ports"])
+            # Published on the host's loopback only; /profiles asks for the token when one is set.
+            assert all(p.startswith("127.0.0.1:") for p in svc["ports"]), svc["ports"]
+            assert "STRATA_HTTP_TOKEN" in svc["environment"]
 
 
 def test_prometheus_scrapes_the_workers_and_alerts_use_real_metrics():
