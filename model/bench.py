@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 
 from model.learned import LearnedModel
+from state.window import Entry
 
 
 def _median_time(fn, reps: int) -> float:
@@ -34,9 +35,9 @@ def _raw_forward(model: LearnedModel, ids: torch.Tensor, mask: torch.Tensor):
 
 
 @torch.no_grad()
-def bench_checkpoint(directory: Path, windows: list[list[dict]], reps: int = 5, device=None) -> dict:
+def bench_checkpoint(directory: Path, windows: list[list[Entry]], reps: int = 5, device=None) -> dict:
     model = LearnedModel(directory, device=device)
-    texts = sorted({e["text"] for w in windows for e in w if e["text"]})
+    texts = sorted({e.text for w in windows for e in w if e.text})
     ids, mask = model.encoder.tokenize(texts)
     ids, mask = ids.to(model.device), mask.to(model.device)
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from model.profile import Horizons, category_counts, layer_weights
 from model.taxonomy import LAYERS, PATH_INDEX, Taxonomy
+from state.window import Entry
 
 EVENT_TYPE_IDS = {"browse": 1, "purchase": 2, "review": 3}
 N_ATTRS = 6
@@ -36,8 +37,8 @@ class Batch:
     past: dict[str, np.ndarray]
 
 
-def _attrs(entry: dict) -> list[float]:
-    a = entry.get("attrs") or {}
+def _attrs(entry: Entry) -> list[float]:
+    a = entry.attrs
     dwell, price, rating = a.get("dwell_ms"), a.get("price"), a.get("rating")
     return [
         math.log1p(dwell / 1000) if dwell is not None else 0.0,
@@ -49,7 +50,7 @@ def _attrs(entry: dict) -> list[float]:
     ]
 
 
-def featurize(windows: Sequence[Sequence[dict]], taxonomy: Taxonomy, horizons: Horizons, max_events: int) -> Batch:
+def featurize(windows: Sequence[Sequence[Entry]], taxonomy: Taxonomy, horizons: Horizons, max_events: int) -> Batch:
     b = len(windows)
     t = max(1, min(max_events, max((len(w) for w in windows), default=1)))
     text_idx = np.full((b, t), -1, dtype=np.int64)
@@ -64,7 +65,7 @@ def featurize(windows: Sequence[Sequence[dict]], taxonomy: Taxonomy, horizons: H
         entries = list(window)[-t:]
         if not entries:
             continue
-        ts = np.array([e["ts"] for e in entries], dtype=float)
+        ts = np.array([e.ts for e in entries], dtype=float)
         weights = layer_weights(ts, horizons)
         for layer in LAYERS:
             for k, horizon in enumerate(LAYERS):
@@ -72,14 +73,14 @@ def featurize(windows: Sequence[Sequence[dict]], taxonomy: Taxonomy, horizons: H
         last = ts[-1]
         prev = ts[0]
         for j, e in enumerate(entries):
-            if e.get("text"):
-                text_idx[i, j] = texts.setdefault(e["text"], len(texts))
-            types[i, j] = EVENT_TYPE_IDS.get(e["type"], 0)
+            if e.text:
+                text_idx[i, j] = texts.setdefault(e.text, len(texts))
+            types[i, j] = EVENT_TYPE_IDS.get(e.type, 0)
             attrs[i, j] = _attrs(e)
-            times[i, j] = (math.log1p((e["ts"] - prev) / 3_600_000), math.log1p((last - e["ts"]) / 86_400_000))
-            prev = e["ts"]
+            times[i, j] = (math.log1p((e.ts - prev) / 3_600_000), math.log1p((last - e.ts) / 86_400_000))
+            prev = e.ts
             for layer, pos in PATH_INDEX.items():
-                c = e.get("cats")
+                c = e.cats
                 if c and pos < len(c):
                     cats[i, j, pos] = taxonomy.index[layer].get(c[pos], -1) + 1
             mask[i, j] = True
@@ -91,13 +92,13 @@ def own_horizon(past: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {layer: past[layer][:, k] for k, layer in enumerate(LAYERS)}
 
 
-def future_targets(future: Sequence[dict], cut_ts: float, taxonomy: Taxonomy, horizons: Horizons) -> dict[str, np.ndarray]:
+def future_targets(future: Sequence[Entry], cut_ts: float, taxonomy: Taxonomy, horizons: Horizons) -> dict[str, np.ndarray]:
     """Each layer's weighted category counts in its horizon *after* the moment of prediction.
 
     surface: the events up to the next gap of `session_gap_ms` (the rest of this session, or
     the next one); middle: the events within `middle_ms`; deep: all later events, decayed.
     """
-    ts = np.array([e["ts"] for e in future], dtype=float)
+    ts = np.array([e.ts for e in future], dtype=float)
     if len(ts) == 0:
         return {layer: np.zeros(len(taxonomy.labels[layer])) for layer in LAYERS}
     gaps = np.diff(np.concatenate([[cut_ts], ts]))

@@ -18,6 +18,7 @@ from model.profile import ProfileModel
 from model.taxonomy import LAYERS
 from model.user_model import batch_tensors
 from state.embedding_cache import EmbeddingCache
+from state.window import Entry
 
 
 def default_device() -> torch.device:
@@ -59,7 +60,7 @@ class LearnedModel(ProfileModel):
         return torch.from_numpy(np.stack(vecs)).to(self.device)
 
     @torch.no_grad()
-    def predict(self, windows: Sequence[Sequence[dict]]) -> list[dict[str, np.ndarray]]:
+    def predict(self, windows: Sequence[Sequence[Entry]]) -> list[dict[str, np.ndarray]]:
         batch = featurize(windows, self.taxonomy, self.horizons, self.model.max_events)
         vecs = self.text_vectors(batch.texts)
         with self._autocast():

@@ -15,7 +15,7 @@ import numpy as np
 from model.taxonomy import LAYERS, PATH_INDEX, Taxonomy
 from model.text import keywords
 from state.event import iso_ms
-from state.window import Window
+from state.window import Entry, Window
 
 
 @dataclass(frozen=True)
@@ -46,12 +46,12 @@ def layer_weights(ts: np.ndarray, horizons: Horizons) -> dict[str, np.ndarray]:
     return {"surface": surface, "middle": middle, "deep": deep}
 
 
-def category_counts(entries: Sequence[dict], weights: np.ndarray, taxonomy: Taxonomy, layer: str) -> np.ndarray:
+def category_counts(entries: Sequence[Entry], weights: np.ndarray, taxonomy: Taxonomy, layer: str) -> np.ndarray:
     """Weighted label counts of one layer over the entries that carry categories."""
     counts = np.zeros(len(taxonomy.labels[layer]))
     pos, index = PATH_INDEX[layer], taxonomy.index[layer]
     for entry, w in zip(entries, weights):
-        cats = entry.get("cats")
+        cats = entry.cats
         if w > 0 and cats and pos < len(cats) and cats[pos] in index:
             counts[index[cats[pos]]] += w
     return counts
@@ -65,13 +65,13 @@ class ProfileModel(ABC):
     horizons: Horizons
 
     @abstractmethod
-    def predict(self, windows: Sequence[Sequence[dict]]) -> list[dict[str, np.ndarray]]:
+    def predict(self, windows: Sequence[Sequence[Entry]]) -> list[dict[str, np.ndarray]]:
         """For each window (entries sorted by ts), {layer: probabilities over its labels}."""
 
-    def explain(self, entries: Sequence[dict], k: int = 5) -> dict[str, list[str]]:
+    def explain(self, entries: Sequence[Entry], k: int = 5) -> dict[str, list[str]]:
         """jieba keywords per layer, from the entries in that layer's horizon."""
-        w = layer_weights(np.array([e["ts"] for e in entries], dtype=float), self.horizons)
-        return {layer: keywords((e.get("tokens") or [] for e in entries), k, w[layer]) for layer in LAYERS}
+        w = layer_weights(np.array([e.ts for e in entries], dtype=float), self.horizons)
+        return {layer: keywords((e.tokens or [] for e in entries), k, w[layer]) for layer in LAYERS}
 
 
 class BaselineModel(ProfileModel):
@@ -96,10 +96,10 @@ class BaselineModel(ProfileModel):
         }
         self.version = f"baseline-{taxonomy.name}"
 
-    def predict(self, windows: Sequence[Sequence[dict]]) -> list[dict[str, np.ndarray]]:
+    def predict(self, windows: Sequence[Sequence[Entry]]) -> list[dict[str, np.ndarray]]:
         out = []
         for entries in windows:
-            w = layer_weights(np.array([e["ts"] for e in entries], dtype=float), self.horizons)
+            w = layer_weights(np.array([e.ts for e in entries], dtype=float), self.horizons)
             dists = {}
             for layer in LAYERS:
                 counts = category_counts(entries, w[layer], self.taxonomy, layer)
@@ -134,8 +134,8 @@ def profile_document(
         "events_seen": window.events_seen,
         "window": {
             "events": len(entries),
-            "from": iso_ms(entries[0]["ts"]) if entries else None,
-            "to": iso_ms(entries[-1]["ts"]) if entries else None,
+            "from": iso_ms(entries[0].ts) if entries else None,
+            "to": iso_ms(entries[-1].ts) if entries else None,
         },
         "layers": layers,
         "keywords": keywords_by_layer,

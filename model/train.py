@@ -29,6 +29,7 @@ from model.taxonomy import LAYERS, Taxonomy
 from model.user_model import LayeredInterestModel, batch_tensors
 from state.event import Item, Rejected, parse_event
 from state.items import ItemIndex
+from state.window import Entry
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +56,15 @@ class TrainConfig:
 @dataclass
 class Sample:
     user: str
-    window: list[dict]
+    window: list[Entry]
     targets: dict[str, np.ndarray]
 
 
 def load_histories(lines: Iterable[str], items: Optional[ItemIndex] = None, max_text_chars: int = 512
-                   ) -> tuple[dict[str, list[dict]], int]:
+                   ) -> tuple[dict[str, list[Entry]], int]:
     """Valid events by user, as window entries sorted by time; and how many lines were invalid."""
     items = items or ItemIndex()
-    users: dict[str, list[dict]] = {}
+    users: dict[str, list[Entry]] = {}
     seen: set[str] = set()
     invalid = 0
     for line in lines:
@@ -79,7 +80,7 @@ def load_histories(lines: Iterable[str], items: Optional[ItemIndex] = None, max_
         seen.add(event.event_id)
         users.setdefault(event.user_id, []).append(make_entry(event, items, max_text_chars))
     for entries in users.values():
-        entries.sort(key=lambda e: e["ts"])
+        entries.sort(key=lambda e: e.ts)
     return users, invalid
 
 
@@ -91,7 +92,7 @@ def load_items(lines: Iterable[str]) -> ItemIndex:
     return index
 
 
-def make_samples(histories: dict[str, list[dict]], taxonomy: Taxonomy, horizons: Horizons,
+def make_samples(histories: dict[str, list[Entry]], taxonomy: Taxonomy, horizons: Horizons,
                  cfg: TrainConfig, rng: random.Random) -> list[Sample]:
     samples = []
     for user in sorted(histories):
@@ -102,7 +103,7 @@ def make_samples(histories: dict[str, list[dict]], taxonomy: Taxonomy, horizons:
         if len(positions) > cfg.cuts_per_user:
             positions = sorted(rng.sample(positions, cfg.cuts_per_user))
         for i in positions:
-            targets = future_targets(entries[i:], entries[i - 1]["ts"], taxonomy, horizons)
+            targets = future_targets(entries[i:], entries[i - 1].ts, taxonomy, horizons)
             if any(t.sum() > 0 for t in targets.values()):
                 samples.append(Sample(user, entries[max(0, i - cfg.max_events):i], targets))
     return samples
@@ -264,7 +265,7 @@ class Trainer:
         return history
 
 
-def train(histories: dict[str, list[dict]], taxonomy: Taxonomy, out: Path, cfg: TrainConfig,
+def train(histories: dict[str, list[Entry]], taxonomy: Taxonomy, out: Path, cfg: TrainConfig,
           horizons: Horizons = Horizons(), device: Optional[torch.device] = None) -> tuple[Path, dict]:
     """Train, evaluate on held-out users against the tuned baseline, write a checkpoint."""
     random.seed(cfg.seed)
@@ -292,12 +293,12 @@ def train(histories: dict[str, list[dict]], taxonomy: Taxonomy, out: Path, cfg: 
     alpha = {layer: tune_alpha(past["val"][layer], val_targets[layer], prior[layer]) for layer in LAYERS}
 
     trainer = Trainer(taxonomy, horizons, cfg, device)
-    texts = sorted({e["text"] for s in train_s for e in s.window if e["text"]})
+    texts = sorted({e.text for s in train_s for e in s.window if e.text})
     arch = {} if cfg.encoder.startswith("hf:") else {"dim": cfg.text_dim}
     trainer.encoder = build_encoder(cfg.encoder, texts, **arch)
     lm_losses = trainer.pretrain_lm(texts) if isinstance(trainer.encoder, ScratchGPT2Encoder) else []
     if not trainer.encoder.trainable:
-        trainer._freeze_vectors(sorted({e["text"] for s in samples for e in s.window if e["text"]}))
+        trainer._freeze_vectors(sorted({e.text for s in samples for e in s.window if e.text}))
     model_config = {
         "n_labels": {layer: len(taxonomy.labels[layer]) for layer in LAYERS},
         "text_dim": trainer.encoder.dim,
@@ -335,7 +336,7 @@ def summary(metrics: dict) -> str:
     return format_table(metrics, f"test users: {metrics['users']['test']}, samples: {metrics['samples']['test']}")
 
 
-def evaluate_checkpoint(directory: Path, histories: dict[str, list[dict]]) -> dict:
+def evaluate_checkpoint(directory: Path, histories: dict[str, list[Entry]]) -> dict:
     """Re-score a checkpoint on the test users of `histories` (the split its seed made)."""
     from model.learned import LearnedModel
 

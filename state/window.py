@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 MAX_PLAIN_ID_BYTES = 64
@@ -28,6 +28,28 @@ class WindowBounds:
     max_seen_ids: int = 1024
 
 
+@dataclass(slots=True)
+class Entry:
+    """One event as a window keeps it: scrubbed, bounded text and its jieba tokens, the category
+    path (deep -> surface) when known, and the behaviour attributes. Built by model/entry.py."""
+
+    id: str
+    ts: int  # epoch ms
+    type: str  # browse | purchase | review
+    item: Optional[str] = None
+    text: str = ""
+    tokens: list[str] = field(default_factory=list)
+    cats: Optional[list[str]] = None
+    attrs: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> "Entry":
+        return cls(**d)
+
+
 def dedupe_key(event_id: str) -> str:
     """The id as remembered for dedupe: itself when short ASCII, else a 128-bit hash of it."""
     if len(event_id) <= MAX_PLAIN_ID_BYTES and event_id.isascii() and not event_id.startswith("#"):
@@ -40,7 +62,7 @@ def _encode(doc: Any) -> bytes:
 
 
 class Window:
-    """Entries are dicts: id, ts (epoch ms), type, item, text, tokens, cats, attrs.
+    """A user's entries in time order, with what dedupe and the profiler need beside them.
 
     `partition` is the partition the user's events arrive on (where the profile is written);
     `events_seen` counts every distinct event ever accepted, evicted ones included.
@@ -52,7 +74,7 @@ class Window:
         self,
         user_id: str,
         partition: Optional[int] = None,
-        entries: Optional[list[dict]] = None,
+        entries: Optional[list[Entry]] = None,
         seen_ids: Optional[list[str]] = None,
         events_seen: int = 0,
         updated_ms: int = 0,
@@ -68,13 +90,13 @@ class Window:
     def __contains__(self, event_id: str) -> bool:
         return dedupe_key(event_id) in self._seen
 
-    def add(self, entry: dict, now_ms: int, bounds: WindowBounds) -> bool:
+    def add(self, entry: Entry, now_ms: int, bounds: WindowBounds) -> bool:
         """Insert in timestamp order; False (and no change) when the id was seen before."""
-        key = dedupe_key(entry["id"])
+        key = dedupe_key(entry.id)
         if key in self._seen:
             return False
-        keys = [e["ts"] for e in self.entries]
-        self.entries.insert(bisect.bisect_right(keys, entry["ts"]), entry)
+        keys = [e.ts for e in self.entries]
+        self.entries.insert(bisect.bisect_right(keys, entry.ts), entry)
         self.seen_ids.append(key)
         self._seen.add(key)
         if len(self.seen_ids) > bounds.max_seen_ids:
@@ -91,13 +113,14 @@ class Window:
         if len(self.entries) > bounds.max_events:
             del self.entries[: len(self.entries) - bounds.max_events]
         if self.entries:
-            horizon = self.entries[-1]["ts"] - bounds.max_age_ms
-            cut = bisect.bisect_left([e["ts"] for e in self.entries], horizon)
+            horizon = self.entries[-1].ts - bounds.max_age_ms
+            cut = bisect.bisect_left([e.ts for e in self.entries], horizon)
             del self.entries[:cut]
         # Measured as encoded; per-entry sizes only when the window is over the bound. The
         # newest entry always stays: one event is at most the ingest bound, far below a record.
-        if len(_encode(self.entries)) > bounds.max_bytes:
-            sizes = [len(_encode(e)) + 1 for e in self.entries]
+        docs = [e.to_json() for e in self.entries]
+        if len(_encode(docs)) > bounds.max_bytes:
+            sizes = [len(_encode(d)) + 1 for d in docs]
             total, cut = sum(sizes) + 1, 0
             while total > bounds.max_bytes and cut < len(self.entries) - 1:
                 total -= sizes[cut]
@@ -112,10 +135,11 @@ class Window:
             "events_seen": self.events_seen,
             "updated_ms": self.updated_ms,
             "seen_ids": self.seen_ids,
-            "entries": self.entries,
+            "entries": [e.to_json() for e in self.entries],
         })
 
     @classmethod
     def decode(cls, raw: bytes) -> "Window":
         d = json.loads(raw)
-        return cls(d["user_id"], d.get("partition"), d["entries"], d["seen_ids"], d["events_seen"], d["updated_ms"])
+        return cls(d["user_id"], d.get("partition"), [Entry.from_json(e) for e in d["entries"]], d["seen_ids"],
+                   d["events_seen"], d["updated_ms"])

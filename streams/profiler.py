@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 
 from faust.types import TP
 
-from model.entry import resolve_entry
+from model.entry import complete
 from model.profile import ProfileModel, profile_document
 from model.recommend import recommend
-from state.window import Window
+from state.window import Entry, Window
 from streams import metrics
 from streams.app import Strata, apply_item_record
 from streams.codec import encode
@@ -45,7 +45,7 @@ class _State:
     items_loaded: bool = False
 
 
-def _infer(model: ProfileModel, windows: list[list[dict]]) -> list[tuple[dict, dict]]:
+def _infer(model: ProfileModel, windows: list[list[Entry]]) -> list[tuple[dict, dict]]:
     dists = model.predict(windows)
     return [(d, model.explain(entries)) for d, entries in zip(dists, windows)]
 
@@ -81,7 +81,7 @@ async def _profile_batch(strata: Strata, batch: list[tuple[int, str, float]], to
         raw = strata.windows.get(user_id.encode())
         window = Window.decode(raw) if raw else None
         if window is not None and window.entries:
-            window.entries = [resolve_entry(e, strata.item_index, s.max_text_chars) for e in window.entries]
+            window.entries = [complete(e, strata.item_index, s.max_text_chars) for e in window.entries]
             work.append((partition, since, window))
     if not work:
         return
@@ -130,7 +130,7 @@ async def _publish(strata: Strata, model: ProfileModel, partition: int, window: 
     profile = encode(profile_document(window.user_id, version, model.version, window, dists, words,
                                       model.taxonomy, now_ms))
     delivery = await strata.profiles_topic.send(key=key, value=profile, partition=partition)
-    items = recommend(dists, model.taxonomy, strata.item_index, (e["item"] for e in window.entries),
+    items = recommend(dists, model.taxonomy, strata.item_index, (e.item for e in window.entries),
                       strata.settings.recommendations)
     await strata.recommendations.send(key=key, value=encode(
         {"user_id": window.user_id, "profile_version": version, "model_version": model.version, "items": items}))

@@ -2,15 +2,14 @@ import numpy as np
 
 from model.profile import BaselineModel, Horizons, layer_weights, profile_document
 from model.taxonomy import Taxonomy
-from state.window import Window
+from state.window import Entry, Window
 
 MIN = 60_000
 DAY = 86400_000
 
 
 def e(i, ts, path, tokens=()):
-    return {"id": f"e{i}", "ts": ts, "type": "browse", "item": None, "text": "", "tokens": list(tokens),
-            "cats": path, "attrs": {}}
+    return Entry(id=f"e{i}", ts=ts, type="browse", tokens=list(tokens), cats=path)
 
 
 def test_layer_horizons_surface_is_the_last_session_middle_two_weeks():

@@ -4,6 +4,7 @@ from model.recommend import recommend
 from model.taxonomy import Taxonomy
 from state.event import Item
 from state.items import ItemIndex
+from state.window import Entry
 
 
 def test_recommendations_follow_the_layers_and_skip_seen_items():
@@ -11,8 +12,7 @@ def test_recommendations_follow_the_layers_and_skip_seen_items():
     idx = ItemIndex()
     for i, surface in enumerate(["科幻小说", "科幻小说", "科幻小说", "茶饮", "咖啡"]):
         idx.put(Item(item_id=f"i{i}", title=surface, categories=tax.path(surface)))
-    entries = [{"id": f"e{k}", "ts": k, "type": "browse", "item": "i0", "text": "", "tokens": [],
-                "cats": tax.path("科幻小说"), "attrs": {}} for k in range(5)]
+    entries = [Entry(id=f"e{k}", ts=k, type="browse", item="i0", cats=tax.path("科幻小说")) for k in range(5)]
     [d] = BaselineModel(tax).predict([entries])
     recs = recommend(d, tax, idx, seen={"i0"}, k=3)
     assert [r["item_id"] for r in recs][:2] == ["i1", "i2"]

@@ -1,18 +1,17 @@
-from state.window import Window, WindowBounds
+from state.window import Entry, Window, WindowBounds
 
 DAY = 86400_000
 
 
-def entry(i, ts, text="x"):
-    return {"id": f"e{i}", "ts": ts, "type": "browse", "item": None, "text": text, "tokens": [], "cats": None,
-            "attrs": {}}
+def entry(i, ts, text="x", **fields):
+    return Entry(**{"id": f"e{i}", "ts": ts, "type": "browse", "text": text, **fields})
 
 
 def test_duplicates_are_skipped_and_entries_kept_in_time_order():
     w, b = Window("u"), WindowBounds()
     assert w.add(entry(1, 300), 0, b) and w.add(entry(2, 100), 0, b) and w.add(entry(3, 200), 0, b)
     assert not w.add(entry(2, 100), 0, b)
-    assert [e["id"] for e in w.entries] == ["e2", "e3", "e1"] and w.events_seen == 3
+    assert [e.id for e in w.entries] == ["e2", "e3", "e1"] and w.events_seen == 3
 
 
 def test_bounds_by_count_age_and_bytes():
@@ -20,16 +19,16 @@ def test_bounds_by_count_age_and_bytes():
     w = Window("u")
     for i in range(8):
         w.add(entry(i, i * DAY), 0, b)
-    assert w.trim(b) == 3 and [e["id"] for e in w.entries] == ["e3", "e4", "e5", "e6", "e7"]
+    assert w.trim(b) == 3 and [e.id for e in w.entries] == ["e3", "e4", "e5", "e6", "e7"]
     w.add(entry(99, 30 * DAY), 0, b)
     w.trim(b)
-    assert [e["id"] for e in w.entries] == ["e99"]  # the others are older than 10 days
+    assert [e.id for e in w.entries] == ["e99"]  # the others are older than 10 days
     small = WindowBounds(max_bytes=600)
     w = Window("u")
     for i in range(10):
         w.add(entry(i, i, text="字" * 50), 0, small)
     w.trim(small)
-    assert 1 <= len(w.entries) < 10 and w.entries[-1]["id"] == "e9"
+    assert 1 <= len(w.entries) < 10 and w.entries[-1].id == "e9"
 
 
 def test_evicted_ids_are_still_recognised_and_round_trip():
@@ -49,10 +48,10 @@ def test_long_and_non_ascii_ids_are_remembered_as_short_hashes():
     b = WindowBounds()
     w = Window("u")
     long_id, wide_id = "x" * 128, "事件" * 40
-    assert w.add(entry(0, 0) | {"id": long_id}, 0, b) and w.add(entry(1, 1) | {"id": wide_id}, 0, b)
+    assert w.add(entry(0, 0, id=long_id), 0, b) and w.add(entry(1, 1, id=wide_id), 0, b)
     assert long_id in w and wide_id in w and "x" * 127 not in w
     assert all(len(k) <= 66 and k.isascii() for k in w.seen_ids)
-    assert not Window.decode(w.encode()).add(entry(2, 2) | {"id": wide_id}, 0, b)  # still a duplicate
+    assert not Window.decode(w.encode()).add(entry(2, 2, id=wide_id), 0, b)  # still a duplicate
 
 
 def test_the_encoded_record_stays_bounded_with_hostile_ids_and_text():
@@ -60,7 +59,7 @@ def test_the_encoded_record_stays_bounded_with_hostile_ids_and_text():
     b = WindowBounds(max_events=10_000, max_bytes=900 * 1024)
     w = Window("u" * 128, 3)
     for i in range(5000):
-        w.add(entry(i, i, text="字" * 512) | {"id": f"{i}-" + "標識" * 60, "tokens": ["字" * 512]}, 0, b)
+        w.add(entry(i, i, text="字" * 512, id=f"{i}-" + "標識" * 60, tokens=["字" * 512]), 0, b)
         if i % 500 == 0:
             w.trim(b)
     w.trim(b)
