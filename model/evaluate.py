@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from model.profile import smoothed
 from model.taxonomy import LAYERS
 
 METRICS = ("accuracy", "recall@3", "macro_f1", "ndcg@3", "cross_entropy")
@@ -45,10 +46,6 @@ def normalise(targets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mass = targets.sum(1)
     keep = mass > 0
     return keep, targets[keep] / mass[keep, None]
-
-
-def smoothed(past: np.ndarray, prior: np.ndarray, alpha: float) -> np.ndarray:
-    return (past + alpha * prior) / (past.sum(1, keepdims=True) + alpha)
 
 
 def tune_alpha(past: np.ndarray, targets: np.ndarray, prior: np.ndarray) -> float:

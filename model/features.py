@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from model.profile import Horizons, category_counts, layer_weights
+from model.profile import Horizons, category_counts, horizon_weights, layer_weights
 from model.taxonomy import LAYERS, PATH_INDEX, Taxonomy
 from state.window import Entry
 
@@ -98,16 +98,5 @@ def future_targets(future: Sequence[Entry], cut_ts: float, taxonomy: Taxonomy, h
     surface: the events up to the next gap of `session_gap_ms` (the rest of this session, or
     the next one); middle: the events within `middle_ms`; deep: all later events, decayed.
     """
-    ts = np.array([e.ts for e in future], dtype=float)
-    if len(ts) == 0:
-        return {layer: np.zeros(len(taxonomy.labels[layer])) for layer in LAYERS}
-    gaps = np.diff(np.concatenate([[cut_ts], ts]))
-    breaks = np.nonzero(gaps[1:] > horizons.session_gap_ms)[0]
-    surface = np.zeros(len(ts))
-    surface[: breaks[0] + 1 if len(breaks) else len(ts)] = 1.0
-    weights = {
-        "surface": surface,
-        "middle": (ts <= cut_ts + horizons.middle_ms).astype(float),
-        "deep": np.power(0.5, (ts - cut_ts) / horizons.deep_half_life_ms),
-    }
+    weights = horizon_weights(np.array([e.ts for e in future], dtype=float), cut_ts, horizons, forward=True)
     return {layer: category_counts(future, weights[layer], taxonomy, layer) for layer in LAYERS}

@@ -27,23 +27,37 @@ class Horizons:
     deep_half_life_ms: int = 30 * 24 * 3600 * 1000  # deep: whole history, decayed
 
 
-def layer_weights(ts: np.ndarray, horizons: Horizons) -> dict[str, np.ndarray]:
-    """Per-entry weights of each layer's past horizon, measured back from the newest entry.
+def horizon_weights(ts: np.ndarray, anchor: float, horizons: Horizons, forward: bool = False) -> dict[str, np.ndarray]:
+    """Per-entry weights of each layer's horizon, measured from `anchor` away into the past
+    (`forward` False: the profile's inputs) or into the future (True: the training targets).
 
-    `ts` is sorted ascending (epoch ms). Surface: the entries of the last session; middle: the
-    entries within `middle_ms`; deep: all entries, halved every `deep_half_life_ms`.
+    `ts` is sorted ascending (epoch ms). Surface: the session nearest the anchor (entries up to
+    the first gap of `session_gap_ms` between two entries); middle: the entries within
+    `middle_ms` of the anchor; deep: every entry, halved every `deep_half_life_ms` away from it.
     """
     if len(ts) == 0:
         return {layer: np.zeros(0) for layer in LAYERS}
-    now = ts[-1]
-    gaps = np.diff(ts)
-    breaks = np.nonzero(gaps > horizons.session_gap_ms)[0]
-    session_start = breaks[-1] + 1 if len(breaks) else 0
-    surface = np.zeros(len(ts))
-    surface[session_start:] = 1.0
-    middle = (ts >= now - horizons.middle_ms).astype(float)
-    deep = np.power(0.5, (now - ts) / horizons.deep_half_life_ms)
-    return {"surface": surface, "middle": middle, "deep": deep}
+    away = ts if forward else ts[::-1]  # ordered from the anchor outwards
+    distance = np.abs(away - anchor)
+    breaks = np.nonzero(np.abs(np.diff(away)) > horizons.session_gap_ms)[0]
+    surface = (np.arange(len(away)) <= (breaks[0] if len(breaks) else len(away))).astype(float)
+    weights = {
+        "surface": surface,
+        "middle": (distance <= horizons.middle_ms).astype(float),
+        "deep": np.power(0.5, distance / horizons.deep_half_life_ms),
+    }
+    return weights if forward else {layer: w[::-1] for layer, w in weights.items()}
+
+
+def layer_weights(ts: np.ndarray, horizons: Horizons) -> dict[str, np.ndarray]:
+    """The past horizons, measured back from the newest entry: what a profile summarises."""
+    return horizon_weights(ts, ts[-1] if len(ts) else 0.0, horizons)
+
+
+def smoothed(counts, prior, alpha):
+    """The smoothed counting baseline, p = (counts + alpha * prior) / (sum(counts) + alpha), over the
+    last axis. The one definition: numpy arrays (serving, evaluation) and torch tensors (the model) alike."""
+    return (counts + alpha * prior) / (counts.sum(axis=-1, keepdims=True) + alpha)
 
 
 def category_counts(entries: Sequence[Entry], weights: np.ndarray, taxonomy: Taxonomy, layer: str) -> np.ndarray:
@@ -103,8 +117,7 @@ class BaselineModel(ProfileModel):
             dists = {}
             for layer in LAYERS:
                 counts = category_counts(entries, w[layer], self.taxonomy, layer)
-                a = self.alpha[layer]
-                dists[layer] = (counts + a * self.prior[layer]) / (counts.sum() + a)
+                dists[layer] = smoothed(counts, self.prior[layer], self.alpha[layer])
             out.append(dists)
         return out
 

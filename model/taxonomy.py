@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Optional, Union
 
 LAYERS = ("surface", "middle", "deep")
-# Position of each layer's label in an event's category path (deep, middle, surface).
-PATH_INDEX = {"deep": 0, "middle": 1, "surface": 2}
+# The order of an event's (or item's) category path, and each layer's position in it.
+PATH = ("deep", "middle", "surface")
+PATH_INDEX = {level: i for i, level in enumerate(PATH)}
 
 DEFAULT_TAXONOMY = "taxonomy.zh.json"
 
@@ -64,7 +65,7 @@ class Taxonomy:
         return ids or None
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "levels": ["deep", "middle", "surface"], "tree": self.tree}
+        return {"name": self.name, "levels": list(PATH), "tree": self.tree}
 
     def save(self, path: Union[str, Path]) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), ensure_ascii=False, indent=1), encoding="utf-8")
@@ -77,6 +78,6 @@ class Taxonomy:
         else:
             text = Path(path).read_text(encoding="utf-8")
         doc = json.loads(text)
-        if doc.get("levels", ["deep", "middle", "surface"]) != ["deep", "middle", "surface"]:
+        if doc.get("levels", list(PATH)) != list(PATH):
             raise ValueError("taxonomy levels must be deep, middle, surface")
         return cls(doc.get("name", "taxonomy"), doc["tree"])

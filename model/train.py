@@ -22,9 +22,9 @@ from tqdm import tqdm
 from model.checkpoint import save_checkpoint
 from model.encoders import ScratchGPT2Encoder, TextEncoder, build_encoder
 from model.entry import make_entry
-from model.evaluate import compare, format_table, normalise, smoothed, tune_alpha
+from model.evaluate import compare, format_table, normalise, tune_alpha
 from model.features import featurize, future_targets, own_horizon
-from model.profile import Horizons
+from model.profile import Horizons, smoothed
 from model.taxonomy import LAYERS, Taxonomy
 from model.user_model import LayeredInterestModel, batch_tensors
 from state.event import Item, Rejected, parse_event

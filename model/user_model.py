@@ -19,9 +19,8 @@ from torch import nn
 
 from model.encoders import TextEncoder
 from model.features import N_ATTRS, N_TIMES, Batch
-from model.taxonomy import LAYERS
-
-LEVELS = ("deep", "middle", "surface")  # order of an event's category path
+from model.profile import smoothed
+from model.taxonomy import LAYERS, PATH
 
 
 class LayeredInterestModel(nn.Module):
@@ -36,7 +35,7 @@ class LayeredInterestModel(nn.Module):
         self.text_proj = nn.Linear(text_dim, d)
         self.type_emb = nn.Embedding(4, d, padding_idx=0)
         self.side_proj = nn.Linear(N_ATTRS + N_TIMES, d)
-        self.cat_emb = nn.ModuleDict({lv: nn.Embedding(n_labels[lv] + 1, d, padding_idx=0) for lv in LEVELS})
+        self.cat_emb = nn.ModuleDict({lv: nn.Embedding(n_labels[lv] + 1, d, padding_idx=0) for lv in PATH})
         self.pos_emb = nn.Embedding(max_events, d)
         self.seq = nn.TransformerEncoder(
             nn.TransformerEncoderLayer(d, heads, 2 * d, dropout=0.1, batch_first=True), layers,
@@ -72,8 +71,7 @@ class LayeredInterestModel(nn.Module):
         out = {}
         for layer in LAYERS:
             prior, alpha = getattr(self, f"prior_{layer}"), getattr(self, f"alpha_{layer}")
-            counts = past[layer]  # [B, 3, C]
-            dists = (counts + alpha * prior) / (counts.sum(-1, keepdim=True) + alpha)
+            dists = smoothed(past[layer], prior, alpha)  # [B, 3 horizons, C]
             mix = torch.softmax(self.mix[layer], 0)
             out[layer] = torch.log((mix[None, :, None] * dists).sum(1))
         return out
@@ -84,7 +82,7 @@ class LayeredInterestModel(nn.Module):
         has_text = (idx >= 0).unsqueeze(-1).to(text_vecs.dtype)
         x = self.text_proj(text_vecs[idx.clamp(min=0)]) * has_text
         x = x + self.type_emb(b["types"]) + self.side_proj(torch.cat([b["attrs"], b["times"]], -1))
-        for i, lv in enumerate(LEVELS):
+        for i, lv in enumerate(PATH):
             x = x + self.cat_emb[lv](b["cats"][..., i])
         t = x.shape[1]
         x = x + self.pos_emb(torch.arange(t, device=x.device))
@@ -115,7 +113,7 @@ class LayeredInterestModel(nn.Module):
         k = LAYERS.index(layer)
         prior, alpha = getattr(self, f"prior_{layer}"), getattr(self, f"alpha_{layer}")
         own = past[layer][:, k]
-        baseline = torch.log((own + alpha * prior) / (own.sum(-1, keepdim=True) + alpha))
+        baseline = torch.log(smoothed(own, prior, alpha))
         beta = getattr(self, f"blend_{layer}")
         return torch.log_softmax(beta * log_probs + (1 - beta) * baseline, -1)
 
