@@ -14,8 +14,7 @@ import numpy as np
 
 from model.taxonomy import LAYERS, PATH_INDEX, Taxonomy
 from model.text import keywords
-from state.event import iso_ms
-from state.window import Entry, Window
+from state.window import Entry
 
 
 @dataclass(frozen=True)
@@ -82,6 +81,12 @@ class ProfileModel(ABC):
     def predict(self, windows: Sequence[Sequence[Entry]]) -> list[dict[str, np.ndarray]]:
         """For each window (entries sorted by ts), {layer: probabilities over its labels}."""
 
+    def inferred_share(self, entries: Sequence[Entry]) -> dict[str, float]:
+        """Per layer, the share of its evidence that rests on categories inferred from text.
+
+        The counting baseline infers nothing: it counts the categories events carry."""
+        return {layer: 0.0 for layer in LAYERS}
+
     def explain(self, entries: Sequence[Entry], k: int = 5) -> dict[str, list[str]]:
         """jieba keywords per layer, from the entries in that layer's horizon."""
         w = layer_weights(np.array([e.ts for e in entries], dtype=float), self.horizons)
@@ -121,35 +126,3 @@ class BaselineModel(ProfileModel):
             out.append(dists)
         return out
 
-
-def profile_document(
-    user_id: str,
-    version: int,
-    model_version: str,
-    window: Window,
-    dists: dict[str, np.ndarray],
-    keywords_by_layer: dict[str, list[str]],
-    taxonomy: Taxonomy,
-    now_ms: int,
-) -> dict:
-    """The profile JSON of schema version 1. Each layer lists every label, most probable first."""
-    entries = window.entries
-    layers = {}
-    for layer in LAYERS:
-        order = np.argsort(-dists[layer], kind="stable")
-        labels = taxonomy.labels[layer]
-        layers[layer] = [{"label": labels[i], "p": p} for i, p in zip(order, np.round(dists[layer][order], 6).tolist())]
-    return {
-        "user_id": user_id,
-        "version": version,
-        "model_version": model_version,
-        "updated_at": iso_ms(now_ms),
-        "events_seen": window.events_seen,
-        "window": {
-            "events": len(entries),
-            "from": iso_ms(entries[0].ts) if entries else None,
-            "to": iso_ms(entries[-1].ts) if entries else None,
-        },
-        "layers": layers,
-        "keywords": keywords_by_layer,
-    }

@@ -32,8 +32,9 @@ def recommend(
         label = path[PATH_INDEX[layer]]
         reason = f"{layer} interest in {label} (p={float(dists[layer][taxonomy.index[layer][label]]):.2f})"
         score = round(sum(parts.values()), 6)
-        fresh = (item_id for item_id in items.in_category(surface) if item_id not in seen)
+        # list(): one atomic copy, as the event loop may add items while the model thread reads
+        fresh = (item_id for item_id in list(items.in_category(surface)) if item_id not in seen)
         for item_id, _ in zip(fresh, range(k)):
-            out.append({"item_id": item_id, "score": score, "layer": layer, "reason": reason})
+            out.append({"item_id": item_id, "score": score, "layer": layer, "reason": reason, "source": "interest"})
     out.sort(key=lambda r: -r["score"])  # stable: catalogue order within a category
     return out[:k]

@@ -6,7 +6,7 @@ from typing import Iterable, Iterator, Optional
 
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-from streams.codec import encode
+from model.documents import encode
 from streams.settings import Broker, Settings
 from streams.topics import EVENT_TYPES, event_topic
 

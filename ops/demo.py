@@ -104,7 +104,6 @@ def _stream(settings, broker, worker, n_events, n_users, seed, deadline) -> int:
     click.echo(f"GET /profiles/{sample}/ -> {status}")
     if status == 200:
         profile = json.loads(body)
-        profile["layers"] = {k: v[:3] + [{"...": f"{len(v) - 3} more labels"}] for k, v in profile["layers"].items()}
         click.echo(json.dumps(profile, ensure_ascii=False, indent=1))
     metrics = worker.get("/metrics")[1].decode()
     click.echo("metrics:")

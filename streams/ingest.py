@@ -14,12 +14,12 @@ import time
 from collections import Counter
 from typing import Optional
 
+from model.documents import dlq_document, dlq_key, encode, internal
 from model.entry import make_entry
 from state.event import Event, Rejected, Rejection, parse_event
 from state.window import Window
 from streams import metrics
 from streams.app import Strata
-from streams.dlq import dlq_key, dlq_record, internal
 from streams.tables import on_partition, owned_partitions
 from streams.topics import partition_for
 
@@ -122,8 +122,8 @@ async def ingest_batch(strata: Strata, events: list) -> None:
 
 async def send_to_dlq(strata: Strata, message, rejection: Rejection, now_ms: int) -> None:
     metrics.REJECTED.labels(rejection.code).inc()
-    record = dlq_record(rejection, message.topic, message.partition, message.offset, message.value,
-                        strata.settings.dlq_raw_bytes, now_ms)
+    record = encode(dlq_document(rejection, message.topic, message.partition, message.offset, message.value,
+                                 strata.settings.dlq_raw_bytes, now_ms))
     try:
         await strata.dlq.send(key=dlq_key(message.key), value=record)
     except Exception:  # noqa: BLE001 - a DLQ outage must not stop valid events

@@ -22,16 +22,14 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from functools import partial
 
 from faust.types import TP
 
-from model.entry import complete
-from model.profile import ProfileModel, profile_document
-from model.recommend import recommend
-from state.window import Entry, Window
+from model.serve import profile_batch
+from state.window import Window
 from streams import metrics
 from streams.app import Strata, apply_item_record
-from streams.codec import encode
 from streams.tables import on_partition, owned_partitions
 from streams.topics import event_topic
 
@@ -45,14 +43,13 @@ class _State:
     items_loaded: bool = False
 
 
-def _infer(model: ProfileModel, windows: list[list[Entry]]) -> list[tuple[dict, dict]]:
-    dists = model.predict(windows)
-    return [(d, model.explain(entries)) for d, entries in zip(dists, windows)]
-
-
-def _profiled_events(strata: Strata, key: bytes) -> int:
+def _profiled(strata: Strata, key: bytes) -> tuple[int, int]:
+    """(version, events_seen) of the user's last recorded profile; (0, -1) when there is none."""
     raw = strata.profiles.get(key)
-    return json.loads(raw)["events_seen"] if raw else -1
+    if not raw:
+        return 0, -1
+    doc = json.loads(raw)
+    return doc["version"], doc["events_seen"]
 
 
 async def _rescan(strata: Strata, partitions: set[int]) -> int:
@@ -62,7 +59,7 @@ async def _rescan(strata: Strata, partitions: set[int]) -> int:
         if i % RESCAN_CHUNK == RESCAN_CHUNK - 1:
             await asyncio.sleep(0)  # a big table must not stall heartbeats and ingest
         window = Window.decode(raw)
-        if window.partition in partitions and _profiled_events(strata, key) < window.events_seen:
+        if window.partition in partitions and _profiled(strata, key)[1] < window.events_seen:
             strata.dirty.mark(window.partition, window.user_id)
             n += 1
     return n
@@ -76,65 +73,55 @@ def _load_items(strata: Strata) -> None:
 
 async def _profile_batch(strata: Strata, batch: list[tuple[int, str, float]], topic: str) -> None:
     s = strata.settings
-    work = []
+    work, windows, versions = [], [], []
     for partition, user_id, since in batch:
-        raw = strata.windows.get(user_id.encode())
+        key = user_id.encode()
+        raw = strata.windows.get(key)
         window = Window.decode(raw) if raw else None
         if window is not None and window.entries:
-            window.entries = [complete(e, strata.item_index, s.max_text_chars) for e in window.entries]
-            work.append((partition, since, window))
+            work.append((partition, since))
+            windows.append(window)
+            versions.append(_profiled(strata, key)[0])
     if not work:
         return
     model = strata.slot.model  # one model for the whole batch, even if a reload swaps it meanwhile
     started = time.perf_counter()
-    results = await asyncio.get_running_loop().run_in_executor(strata.slot.thread, _infer, model,
-                                                               [w.entries for _, _, w in work])
+    results = await asyncio.get_running_loop().run_in_executor(
+        strata.slot.thread, partial(profile_batch, model, windows, versions, strata.item_index, int(time.time() * 1000),
+                                    s.max_text_chars, s.profile_top_k, s.recommendations))
     metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
     metrics.INFERENCE_BATCH.observe(len(work))
 
-    now_ms = int(time.time() * 1000)
     published = []
-    for (partition, since, window), (dists, words) in zip(work, results):
+    for (partition, since), done in zip(work, results):
         if partition not in owned_partitions(strata.app, topic):  # revoked meanwhile; the new owner rescans it
             metrics.PROFILES_SKIPPED.inc()
             continue
+        key = done.user_id.encode()
         try:
-            published.append((partition, since, window.user_id,
-                              await _publish(strata, model, partition, window, dists, words, now_ms)))
+            delivery = await strata.profiles_topic.send(key=key, value=done.profile, partition=partition)
+            await strata.recommendations.send(key=key, value=done.recommendations)
         except Exception:  # noqa: BLE001 - one user's failure must not cost the others their profiles
             log.exception("profiler: publishing the profile of a user on partition %d failed", partition)
-            strata.dirty.mark(partition, window.user_id, since)
+            strata.dirty.mark(partition, done.user_id, since)
+            continue
+        published.append((partition, since, key, done, delivery))
 
-    for partition, since, user_id, (key, profile, delivery) in published:
+    for partition, since, key, done, delivery in published:
         try:
             offset = (await delivery).offset
         except Exception:  # noqa: BLE001 - not on the topic: profile the user again
             log.exception("profiler: the broker refused a profile; the user is profiled again")
-            strata.dirty.mark(partition, user_id, since)
+            strata.dirty.mark(partition, done.user_id, since)
             continue
         if partition not in owned_partitions(strata.app, topic):  # the new owner restores it from the topic
             continue
         with on_partition(strata.app, topic, partition):
-            strata.profiles.data[key] = profile  # the local record only: the topic has it already
+            strata.profiles.data[key] = done.profile  # the local record only: the topic has it already
         strata.profiles.data.set_persisted_offset(TP(strata.profiles_topic.get_topic_name(), partition), offset)
         metrics.PROFILES.inc()
         metrics.RECOMMENDATIONS.inc()
         metrics.EVENT_TO_PROFILE.observe(time.monotonic() - since)
-
-
-async def _publish(strata: Strata, model: ProfileModel, partition: int, window: Window, dists, words, now_ms: int):
-    """Send one user's profile and recommendations; (key, profile bytes, the profile's delivery future)."""
-    key = window.user_id.encode()
-    last = strata.profiles.get(key)
-    version = (json.loads(last)["version"] if last else 0) + 1
-    profile = encode(profile_document(window.user_id, version, model.version, window, dists, words,
-                                      model.taxonomy, now_ms))
-    delivery = await strata.profiles_topic.send(key=key, value=profile, partition=partition)
-    items = recommend(dists, model.taxonomy, strata.item_index, (e.item for e in window.entries),
-                      strata.settings.recommendations)
-    await strata.recommendations.send(key=key, value=encode(
-        {"user_id": window.user_id, "profile_version": version, "model_version": model.version, "items": items}))
-    return key, profile, delivery
 
 
 def register(strata: Strata) -> None:

@@ -181,6 +181,7 @@ class Settings:
     window_max_age_days: float = 90.0
     window_max_bytes: int = 64 * 1024
     recommendations: int = 10
+    profile_top_k: int = 5  # labels per layer in a published profile; the rest is summed as `rest`
     profile_model: str = "baseline"  # "baseline" or "learned" (the newest checkpoint in checkpoints_dir)
     checkpoints_dir: Path = Path("checkpoints")
     checkpoint_poll_s: float = 2.0  # how often a learned worker looks at checkpoints/LATEST

@@ -68,9 +68,10 @@ def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
         if user not in expected:
             continue
         assert set(profile["layers"]) == {"surface", "middle", "deep"}
-        for layer, dist in profile["layers"].items():
-            assert abs(sum(x["p"] for x in dist) - 1.0) < 1e-3, (user, layer)
-            assert dist == sorted(dist, key=lambda x: -x["p"])
+        assert profile["schema_version"] == 2
+        for layer, doc in profile["layers"].items():
+            assert len(doc["top"]) == 5 and abs(sum(x["p"] for x in doc["top"]) + doc["rest"] - 1.0) < 1e-3, (user, layer)
+            assert doc["top"] == sorted(doc["top"], key=lambda x: -x["p"]) and 0 <= doc["inferred"] <= 1
         assert profile["keywords"]["surface"], user
         assert profile["window"]["events"] == min(expected[user], 128)
     assert "bad-user" not in profiles  # no malformed record produced state

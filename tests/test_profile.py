@@ -1,8 +1,8 @@
 import numpy as np
 
-from model.profile import BaselineModel, Horizons, layer_weights, profile_document
+from model.profile import BaselineModel, Horizons, layer_weights
 from model.taxonomy import Taxonomy
-from state.window import Entry, Window
+from state.window import Entry
 
 MIN = 60_000
 DAY = 86400_000
@@ -43,15 +43,3 @@ def test_empty_or_unlabelled_window_gives_the_prior():
     [d] = BaselineModel(tax).predict([[e(1, 0, None)]])
     assert np.allclose(d["middle"], 1 / len(tax.labels["middle"]))
 
-
-def test_profile_document_matches_the_contract():
-    tax = Taxonomy.load()
-    model = BaselineModel(tax)
-    entries = [e(1, 1_700_000_000_000, tax.path("茶饮"), ["龙井"])]
-    [d] = model.predict([entries])
-    doc = profile_document("u1", 3, model.version, Window("u1", 0, entries, events_seen=1), d,
-                           model.explain(entries), tax, 1_700_000_100_000)
-    assert doc["version"] == 3 and doc["events_seen"] == 1 and doc["window"]["events"] == 1
-    assert doc["layers"]["surface"][0]["label"] == "茶饮"
-    assert doc["keywords"]["surface"] == ["龙井"]
-    assert doc["updated_at"].endswith("Z")

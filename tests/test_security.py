@@ -12,7 +12,7 @@ import pytest
 import ops.clients
 from model.latest import CheckpointError, latest_version, point_latest
 from ops.clients import producer, read_topic
-from streams.dlq import dlq_record
+from model.documents import dlq_document, encode
 from streams.settings import Settings
 from state.event import Rejection
 from streams.views import authorized
@@ -101,7 +101,7 @@ def test_latest_must_name_a_version_directory_inside_the_root(tmp_path):
 def test_dlq_copy_is_bounded_scrubbed_and_keeps_the_size():
     value = ('{"text": "call 13812345678 or mail a.b@example.com", "pad": "' + "x" * 2_000_000 + '"}').encode()
     value = b"\xff\xfe" + value  # not even UTF-8: the bytes around the PII survive untouched
-    record = dlq_record(Rejection("too_large", "record is too big"), "events.browse", 2, 7, value, 8192, 0)
+    record = encode(dlq_document(Rejection("too_large", "record is too big"), "events.browse", 2, 7, value, 8192, 0))
     doc = json.loads(record)
     raw = base64.b64decode(doc["raw"])
     assert len(record) < 16_000 and doc["raw_bytes"] == len(value) and len(raw) <= 8192

@@ -1,0 +1,96 @@
+"""Every document Strata publishes, defined together: profile (schema 2), recommendations (1), DLQ (1).
+
+Each carries `schema_version`; JSON Schemas for them ship in `schemas/`. `encode` is how every
+one of them (and every other published JSON record) becomes bytes: UTF-8, no ASCII escapes.
+"""
+from __future__ import annotations
+
+import base64
+import json
+from typing import Optional
+
+import numpy as np
+
+from model.taxonomy import LAYERS, Taxonomy
+from model.text import scrub
+from state.event import Rejection, iso_ms
+from state.window import Window
+
+PROFILE_SCHEMA = 2
+RECOMMENDATIONS_SCHEMA = 1
+DLQ_SCHEMA = 1
+MAX_DLQ_KEY_BYTES = 1024
+MAX_DLQ_MESSAGE_CHARS = 500
+
+
+def encode(doc) -> bytes:
+    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def profile_document(user_id: str, version: int, model_version: str, window: Window, dists: dict[str, np.ndarray],
+                     inferred: dict[str, float], keywords_by_layer: dict[str, list[str]], taxonomy: Taxonomy,
+                     now_ms: int, top_k: int = 5) -> dict:
+    """Per layer the `top_k` most probable labels, the mass of the rest, and the share of the layer's
+    evidence that rests on categories inferred from text."""
+    entries = window.entries
+    layers = {}
+    for layer in LAYERS:
+        p = dists[layer]
+        order = np.argsort(-p, kind="stable")[:top_k]
+        labels = taxonomy.labels[layer]
+        top = [{"label": labels[i], "p": round(float(p[i]), 6)} for i in order]
+        layers[layer] = {"top": top, "rest": round(max(0.0, 1.0 - float(p[order].sum())), 6),
+                         "inferred": round(float(inferred.get(layer, 0.0)), 4)}
+    return {
+        "schema_version": PROFILE_SCHEMA,
+        "user_id": user_id,
+        "version": version,
+        "model_version": model_version,
+        "updated_at": iso_ms(now_ms),
+        "events_seen": window.events_seen,
+        "window": {
+            "events": len(entries),
+            "from": iso_ms(entries[0].ts) if entries else None,
+            "to": iso_ms(entries[-1].ts) if entries else None,
+        },
+        "layers": layers,
+        "keywords": keywords_by_layer,
+    }
+
+
+def recommendations_document(user_id: str, profile_version: int, model_version: str, items: list[dict]) -> dict:
+    """`items`: {"item_id", "score", "layer", "reason", "source"} each, best first."""
+    return {"schema_version": RECOMMENDATIONS_SCHEMA, "user_id": user_id, "profile_version": profile_version,
+            "model_version": model_version, "items": items}
+
+
+def scrub_bytes(raw: bytes) -> bytes:
+    """PII scrubbed out of bytes that may not be UTF-8: undecodable bytes pass through untouched."""
+    return scrub(raw.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+
+
+def internal(exc: BaseException) -> Rejection:
+    """A record that raised something no validation rule names: a bug of ours, kept for replay."""
+    return Rejection("internal", f"{type(exc).__name__} while ingesting: {str(exc)[:200]}")
+
+
+def dlq_document(rejection: Rejection, topic: str, partition: int, offset: int, raw: Optional[bytes],
+                 raw_bound: int, now_ms: int) -> dict:
+    """Why a record was refused, where it came from, and a copy cut to `raw_bound` bytes and scrubbed
+    of personal data (the original size in `raw_bytes`): never over the producer's limit, never
+    holding a phone number the events topic held."""
+    raw = raw or b""
+    return {
+        "schema_version": DLQ_SCHEMA,
+        "error": {"code": rejection.code, "message": scrub(rejection.message[:MAX_DLQ_MESSAGE_CHARS]),
+                  "field": rejection.field},
+        "source": {"topic": topic, "partition": partition, "offset": offset},
+        "raw": base64.b64encode(scrub_bytes(raw[:raw_bound])).decode("ascii"),
+        "raw_bytes": len(raw),
+        "at": iso_ms(now_ms),
+    }
+
+
+def dlq_key(key: Optional[bytes]) -> Optional[bytes]:
+    """The rejected record's key, cut like its payload."""
+    return key[:MAX_DLQ_KEY_BYTES] if key is not None else None
