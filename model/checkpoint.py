@@ -17,29 +17,29 @@ from model.encoders import TextEncoder, encoder_from_config
 from model.latest import CheckpointError, point_latest
 from model.profile import Horizons
 from model.taxonomy import LAYERS, Taxonomy
-from model.user_model import LayeredInterestModel
+from model.user_model import LayeredInterestModel, ModelConfig
 
 FORMAT = 1
 def save_checkpoint(root: Path, model: LayeredInterestModel, encoder: TextEncoder, taxonomy: Taxonomy,
-                    horizons: Horizons, model_config: dict, metrics: dict, make_latest: bool = True) -> Path:
+                    horizons: Horizons, metrics: dict, make_latest: bool = True) -> Path:
     """Write a new version directory, then point LATEST at it (rename: readers never see half)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{os.getpid()}-{time.time_ns()}"
     tmp.mkdir()
     try:
-        return _write_version(root, tmp, model, encoder, taxonomy, horizons, model_config, metrics, make_latest)
+        return _write_version(root, tmp, model, encoder, taxonomy, horizons, metrics, make_latest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _write_version(root, tmp, model, encoder, taxonomy, horizons, model_config, metrics, make_latest) -> Path:
+def _write_version(root, tmp, model, encoder, taxonomy, horizons, metrics, make_latest) -> Path:
     save_model(model, str(tmp / "model.safetensors"))
     digest = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()[:6]
     version = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{digest}"
     config = {
-        "format": FORMAT, "version": version, "encoder": encoder.config(), "model": model_config,
+        "format": FORMAT, "version": version, "encoder": encoder.config(), "model": asdict(model.config),
         "horizons": asdict(horizons), "labels": {layer: len(taxonomy.labels[layer]) for layer in LAYERS},
     }
     (tmp / "config.json").write_text(json.dumps(config, indent=1))
@@ -69,7 +69,7 @@ def load_checkpoint(directory: Path, device: torch.device = torch.device("cpu"))
                 raise CheckpointError(f"{layer}: taxonomy has {len(taxonomy.labels[layer])} labels, "
                                       f"weights were trained for {config['labels'][layer]}")
         encoder = encoder_from_config(config["encoder"], directory)
-        model = LayeredInterestModel(encoder=encoder, **config["model"])
+        model = LayeredInterestModel(ModelConfig(**config["model"]), encoder=encoder)
         missing, unexpected = load_model(model, str(directory / "model.safetensors"), strict=True)
         if missing or unexpected:
             raise CheckpointError(f"weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")

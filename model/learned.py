@@ -56,7 +56,7 @@ class LearnedModel(ProfileModel):
         if self.on_encode is not None:
             self.on_encode(len(texts) - len(missing), len(missing))
         if not texts:
-            return torch.zeros((1, self.config["model"]["text_dim"]), device=self.device)
+            return torch.zeros((1, self.model.config.text_dim), device=self.device)
         return torch.from_numpy(np.stack(vecs)).to(self.device)
 
     @torch.no_grad()

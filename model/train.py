@@ -26,7 +26,7 @@ from model.evaluate import compare, format_table, normalise, tune_alpha
 from model.features import featurize, future_targets, own_horizon
 from model.profile import Horizons, smoothed
 from model.taxonomy import LAYERS, Taxonomy
-from model.user_model import LayeredInterestModel, batch_tensors
+from model.user_model import LayeredInterestModel, ModelConfig, batch_tensors
 from state.event import Item, Rejected, parse_event
 from state.items import ItemIndex
 from state.window import Entry
@@ -299,14 +299,11 @@ def train(histories: dict[str, list[Entry]], taxonomy: Taxonomy, out: Path, cfg:
     lm_losses = trainer.pretrain_lm(texts) if isinstance(trainer.encoder, ScratchGPT2Encoder) else []
     if not trainer.encoder.trainable:
         trainer._freeze_vectors(sorted({e.text for s in samples for e in s.window if e.text}))
-    model_config = {
-        "n_labels": {layer: len(taxonomy.labels[layer]) for layer in LAYERS},
-        "text_dim": trainer.encoder.dim,
-        "prior": {layer: prior[layer].tolist() for layer in LAYERS},
-        "alpha": alpha, "d_model": cfg.d_model, "layers": cfg.layers, "heads": cfg.heads,
-        "max_events": cfg.max_events,
-    }
-    trainer.model = LayeredInterestModel(encoder=trainer.encoder, **model_config).to(device)
+    model_config = ModelConfig(
+        n_labels={layer: len(taxonomy.labels[layer]) for layer in LAYERS}, text_dim=trainer.encoder.dim,
+        prior={layer: prior[layer].tolist() for layer in LAYERS}, alpha=alpha, d_model=cfg.d_model,
+        layers=cfg.layers, heads=cfg.heads, max_events=cfg.max_events)
+    trainer.model = LayeredInterestModel(model_config, encoder=trainer.encoder).to(device)
     initial_val = trainer.loss(val_s)
     history = trainer.fit(train_s, val_s)
     blend = trainer.fit_blend(val_s)
@@ -324,7 +321,7 @@ def train(histories: dict[str, list[Entry]], taxonomy: Taxonomy, out: Path, cfg:
         "lm_losses": lm_losses,
         "config": asdict(cfg),
     }
-    path = save_checkpoint(out, trainer.model, trainer.encoder, taxonomy, horizons, model_config, metrics)
+    path = save_checkpoint(out, trainer.model, trainer.encoder, taxonomy, horizons, metrics)
     return path, metrics
 
 
@@ -353,10 +350,10 @@ def evaluate_checkpoint(directory: Path, histories: dict[str, list[Entry]]) -> d
         for dists in learned.predict([s.window for s in samples[i:i + 256]]):
             for layer in LAYERS:
                 probs[layer].append(dists[layer])
-    mc = learned.config["model"]
+    mc = learned.model.config
     past = own_horizon(featurize([s.window for s in samples], learned.taxonomy, learned.horizons, cfg.max_events).past)
-    prior = {layer: np.array(mc["prior"][layer]) for layer in LAYERS}
-    result = compare({k: np.stack(v) for k, v in probs.items()}, past, _stack(samples), prior, mc["alpha"])
+    prior = {layer: np.array(mc.prior[layer]) for layer in LAYERS}
+    result = compare({k: np.stack(v) for k, v in probs.items()}, past, _stack(samples), prior, mc.alpha)
     result["users"] = {"test": len(test_users)}
     result["samples"] = {"test": len(samples)}
     return result

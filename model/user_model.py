@@ -12,6 +12,7 @@ where the future differs from the past.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -23,11 +24,26 @@ from model.profile import smoothed
 from model.taxonomy import LAYERS, PATH
 
 
+@dataclass(frozen=True)
+class ModelConfig:
+    """What builds a LayeredInterestModel; saved in a checkpoint's config.json and restored from it."""
+
+    n_labels: dict[str, int]
+    text_dim: int
+    prior: dict[str, list[float]]  # the counting baseline's global prior per layer (fitted on training users)
+    alpha: dict[str, float]  # its smoothing per layer (tuned on validation users)
+    d_model: int = 64
+    layers: int = 1
+    heads: int = 4
+    max_events: int = 64
+
+
 class LayeredInterestModel(nn.Module):
-    def __init__(self, n_labels: dict[str, int], text_dim: int, prior: dict[str, list[float]],
-                 alpha: dict[str, float], d_model: int = 64, layers: int = 1, heads: int = 4,
-                 max_events: int = 64, encoder: Optional[TextEncoder] = None):
+    def __init__(self, config: ModelConfig, encoder: Optional[TextEncoder] = None):
         super().__init__()
+        self.config = config
+        n_labels, text_dim, prior, alpha = config.n_labels, config.text_dim, config.prior, config.alpha
+        d_model, layers, heads, max_events = config.d_model, config.layers, config.heads, config.max_events
         # A trainable encoder is fine-tuned with the heads; a frozen one feeds cached vectors.
         self.encoder = encoder if encoder is not None and encoder.trainable else None
         self.max_events = max_events

@@ -24,7 +24,7 @@ from streams.topics import create_topics
 
 def _line(profile: dict) -> str:
     tops = "  ".join(
-        f"{layer} {profile['layers'][layer][0]['label']} {profile['layers'][layer][0]['p']:.2f}"
+        f"{layer} {profile['layers'][layer]['top'][0]['label']} {profile['layers'][layer]['top'][0]['p']:.2f}"
         for layer in ("surface", "middle", "deep")
     )
     words = ",".join(profile["keywords"]["surface"][:3])

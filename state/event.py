@@ -7,14 +7,41 @@ keeps the two equal.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 EVENT_TYPES = ("browse", "purchase", "review")
+
+MAX_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant datetime can show
+MAX_INT_DIGITS = 20  # every bounded integer field fits; int() of a longer literal is slow, and refused past 4,300
+
+# Every `Rejection.code` a record can get, so dashboards and DLQ consumers can enumerate them.
+REJECTION_CODES = frozenset({
+    "empty",  # a tombstone: the record has no value
+    "too_large",  # the value is over max_bytes
+    "bad_utf8",
+    "bad_json",  # not JSON, nested too deeply, or a NaN/Infinity literal
+    "bad_unicode",  # a \ud800-style escape that is no surrogate pair: UTF-8 cannot encode it
+    "number_too_large",  # an integer literal of over MAX_INT_DIGITS digits
+    "wrong_type",
+    "missing_field",
+    "unknown_type",  # `type` is not one of EVENT_TYPES
+    "out_of_range",  # a number or a length outside the field's bounds
+    "invalid_value",
+    "bad_timestamp",  # unparseable, no zone, or outside [0, MAX_TS_MS]
+    "no_content",  # neither `text` nor `item_id`
+    "type_mismatch",  # `type` is not the topic's
+    "future_timestamp",  # later than now + max_future_s
+    # Added by the ingest agent, after parse_event:
+    "key_mismatch",  # the record key is not the user_id
+    "wrong_partition",
+    "internal",  # an unexpected error; the record is dead-lettered rather than killing the agent
+})
 
 
 class Attrs(BaseModel):
@@ -65,28 +92,30 @@ class Event(BaseModel):
         return int(self.ts)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MS = timedelta(milliseconds=1)
+
+
 def parse_ts_ms(v: Union[str, int]) -> int:
-    """ISO-8601 (zone required) or epoch milliseconds -> epoch milliseconds."""
+    """ISO-8601 (zone required) or epoch milliseconds -> epoch milliseconds in [0, MAX_TS_MS]."""
     if isinstance(v, int):
-        if v < 0:
-            raise ValueError("epoch milliseconds must be >= 0")
-        return v
-    try:
-        dt = datetime.fromisoformat(v)
-    except ValueError:
-        raise ValueError(f"not an ISO-8601 timestamp: {v!r}") from None
-    if dt.tzinfo is None:
-        raise ValueError("ISO-8601 timestamp needs a zone (Z or +hh:mm)")
-    ms = int(dt.timestamp() * 1000)
-    if ms < 0:
-        raise ValueError("timestamp before 1970")
+        ms = v
+    else:
+        try:
+            dt = datetime.fromisoformat(v)
+        except ValueError:
+            raise ValueError(f"not an ISO-8601 timestamp: {v!r}") from None
+        if dt.tzinfo is None:
+            raise ValueError("ISO-8601 timestamp needs a zone (Z or +hh:mm)")
+        ms = (dt - _EPOCH) // _MS  # exact, where timestamp() * 1000 can round off a millisecond
+    # Bounded so that every accepted ts can be shown by iso_ms and divided without OverflowError.
+    if not 0 <= ms <= MAX_TS_MS:
+        raise ValueError(f"timestamp outside 1970-01-01 .. 9999-12-31 (epoch ms 0 .. {MAX_TS_MS})")
     return ms
 
 
 def iso_ms(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace(
-        "+00:00", "Z"
-    )
+    return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -138,6 +167,94 @@ def _from_validation_error(exc: ValidationError) -> Rejection:
     return Rejection(code, f"{field}: {msg}" if field else msg, field)
 
 
+class _Bad(Exception):
+    """A literal that must not become a value. The fast decoder raises it, which cannot tell the
+    field; the locating decoder then leaves it in the document for _scan to find and name."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code, self.message = code, message
+
+
+def _int_or_bad(s: str) -> Union[int, _Bad]:
+    digits = len(s) - s.startswith("-")
+    if digits > MAX_INT_DIGITS:  # checked before int(), which is quadratic in the digits
+        return _Bad("number_too_large", f"integer of {digits} digits, bound is {MAX_INT_DIGITS}")
+    return int(s)
+
+
+def _constant_bad(s: str) -> _Bad:
+    return _Bad("bad_json", f"{s} is not JSON")  # Python's json accepts NaN and Infinity; JSON does not
+
+
+def _raising(hook):
+    def hook_or_raise(s: str):
+        v = hook(s)
+        if isinstance(v, _Bad):
+            raise v
+        return v
+
+    return hook_or_raise
+
+
+_DECODER = json.JSONDecoder(parse_int=_raising(_int_or_bad), parse_constant=_raising(_constant_bad))
+_LOCATOR = json.JSONDecoder(parse_int=_int_or_bad, parse_constant=_constant_bad)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _decode(text: str) -> object:
+    """json.loads, rejecting what it lets through: NaN/Infinity, over-long integers, lone surrogates."""
+    try:
+        doc = _DECODER.decode(text)
+    except _Bad:
+        doc = _LOCATOR.decode(text)  # again, for _scan to name the field
+    else:
+        # A lone surrogate can only come from an escape; most records have none and skip the walk.
+        if "\\u" not in text or not _SURROGATE_ESCAPE.search(text):
+            return doc
+    _scan(doc)
+    return doc
+
+
+def _has_surrogate(s: str) -> bool:
+    # json.loads turns an escape that is no surrogate pair into a lone surrogate (the UTF-8 input
+    # itself cannot hold one), which UTF-8 cannot encode: the DLQ or the window write would fail.
+    return not s.isascii() and _SURROGATE.search(s) is not None
+
+
+def _field(path: Optional[tuple]) -> Optional[str]:
+    parts = []
+    while path is not None:
+        key, path = path
+        parts.append(str(key).encode("utf-8", "backslashreplace").decode("utf-8"))
+    field = ".".join(reversed(parts))
+    return field if len(field) <= 200 else field[:197] + "..."  # keys and nesting are the producer's
+
+
+def _scan(doc: object) -> None:
+    """Reject what json.loads let through: lone surrogates in any string or key, and _Bad literals.
+    Iterative, since the document may be nested as deep as json.loads allows."""
+    stack: list = [(None, doc)]  # (path as (key, parent path) links, value)
+    while stack:
+        path, v = stack.pop()
+        if isinstance(v, str):
+            if _has_surrogate(v):
+                raise _rejected("bad_unicode", "lone UTF-16 surrogate escape (no pair), not a character", path)
+        elif isinstance(v, _Bad):
+            raise _rejected(v.code, v.message, path)
+        elif isinstance(v, dict):
+            for k, x in reversed(v.items()):  # reversed, so the first problem in the text is reported
+                stack += (((k, path), x), ((k, path), k))  # the key is checked first, as a string
+        elif isinstance(v, list):
+            stack.extend(((i, path), x) for i, x in reversed(list(enumerate(v))))
+
+
+def _rejected(code: str, message: str, path: Optional[tuple]) -> Rejected:
+    field = _field(path)
+    return Rejected(Rejection(code, f"{field}: {message}" if field else message, field))
+
+
 def parse_event(
     raw: Optional[bytes],
     *,
@@ -156,11 +273,13 @@ def parse_event(
     except UnicodeDecodeError as exc:
         raise Rejected(Rejection("bad_utf8", f"value is not UTF-8: {exc.reason} at byte {exc.start}")) from None
     try:
-        doc = json.loads(text)
+        doc = _decode(text)
     except json.JSONDecodeError as exc:
         raise Rejected(Rejection("bad_json", f"value is not JSON: {exc.msg} at char {exc.pos}")) from None
     except RecursionError:
         raise Rejected(Rejection("bad_json", "value is nested too deeply")) from None
+    except ValueError as exc:  # not expected past the hooks; a bad record must not kill the agent
+        raise Rejected(Rejection("bad_json", f"value is not JSON: {exc}")) from None
     if not isinstance(doc, dict):
         raise Rejected(Rejection("wrong_type", f"event must be a JSON object, got {type(doc).__name__}"))
     try:
@@ -196,7 +315,10 @@ def json_schema() -> dict:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://strata.dev/schemas/event.v1.json"
     schema["properties"]["ts"] = {
-        "description": "ISO-8601 with zone, or epoch milliseconds",
-        "anyOf": [{"type": "string", "format": "date-time"}, {"type": "integer", "minimum": 0}],
+        "description": "ISO-8601 with zone, or epoch milliseconds; 1970 to 9999",
+        "anyOf": [
+            {"type": "string", "format": "date-time"},
+            {"type": "integer", "minimum": 0, "maximum": MAX_TS_MS},
+        ],
     }
     return schema

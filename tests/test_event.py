@@ -1,12 +1,13 @@
 """Event parsing: every kind of bad input gets a precise reason; valid input is never refused."""
 import json
+import re
 from pathlib import Path
 
 import jsonschema
 import pytest
 
 from model.synthetic import generate
-from state.event import Rejected, json_schema, parse_event
+from state.event import MAX_TS_MS, REJECTION_CODES, Rejected, iso_ms, json_schema, parse_event
 
 NOW = 1_795_000_000_000  # a fixed "now" (2026-11) for the future-timestamp check
 GOOD = {"event_id": "e1", "user_id": "u1", "type": "purchase", "ts": "2026-11-01T09:30:00Z",
@@ -50,14 +51,48 @@ def test_valid_event_parses_with_iso_or_epoch_ms():
     ({k: v for k, v in GOOD.items() if k != "user_id"}, "missing_field", "user_id"),
     ({k: v for k, v in GOOD.items() if k not in ("text", "item_id")}, "no_content", None),
     (b"[" * 60_000, "bad_json", None),
-    (json.dumps({**GOOD, "attrs": {"price": 1}}).replace(": 1}", ": Infinity}").encode(), "out_of_range", "attrs.price"),
-    ({**GOOD, "attrs": {"quantity": 10**400}}, "out_of_range", "attrs.quantity"),
+    (json.dumps({**GOOD, "attrs": {"price": 1}}).replace(": 1}", ": Infinity}").encode(), "bad_json", "attrs.price"),
+    ({**GOOD, "attrs": {"quantity": 10**400}}, "number_too_large", "attrs.quantity"),
     ({**GOOD, "ts": "0001-01-01T00:00:00+14:00"}, "bad_timestamp", "ts"),
+    # Hostile records that once killed the ingest agent, and their neighbours.
+    (b'{"event_id": "e1", "user_id": "u1", "type": "browse", "item_id": "i", "ts": 1%s}' % (b"0" * 399),
+     "number_too_large", "ts"),
+    (json.dumps(GOOD)[:-1].encode() + b', "attrs": {"dwell_ms": 9%s}}' % (b"9" * 4400), "number_too_large",
+     "attrs.dwell_ms"),
+    (json.dumps(GOOD)[:-1].encode() + b', "attrs": {"price": 1e400}}', "out_of_range", "attrs.price"),  # inf
+    ({**GOOD, "text": "\ud83d hi"}, "bad_unicode", "text"),
+    ({**GOOD, "categories": ["文娱", "\udc00"]}, "bad_unicode", "categories.1"),
+    ({**GOOD, "attrs": {"\udfff": 1}}, "bad_unicode", "attrs.\\udfff"),
+    (json.dumps({**GOOD, "attrs": {"price": 1}}).replace(": 1}", ": NaN}").encode(), "bad_json", "attrs.price"),
+    (json.dumps(GOOD).replace('"ts": "2026-11-01T09:30:00Z"', '"ts": -Infinity').encode(), "bad_json", "ts"),
+    ({**GOOD, "ts": MAX_TS_MS + 1}, "bad_timestamp", "ts"),
+    ({**GOOD, "ts": 10**20 - 1}, "bad_timestamp", "ts"),
+    ({**GOOD, "ts": "9999-12-31T23:59:59.999-00:01"}, "bad_timestamp", "ts"),  # year 10000 in UTC
 ])
 def test_invalid_events_are_rejected_with_a_precise_reason(doc, code, field):
     r = code_of(doc)
     assert (r.code, r.field) == (code, field)
     assert r.message
+
+
+def test_json_bounds_accept_what_they_should():
+    assert parse({**GOOD, "attrs": {"quantity": 10}, "x": 10**19, "y": -10**19}).attrs.quantity == 10
+    assert parse({**GOOD, "text": "\ud83d\ude00 pair"}).text == "😀 pair"  # a surrogate pair is one char
+    # timestamp() * 1000 gave ...530 here (and for 0.6% of all milliseconds): the ms are now exact.
+    assert parse({**GOOD, "ts": "2004-04-03T15:39:05.531Z"}).ts_ms == 1081006745531
+    assert parse({**GOOD, "ts": 0}).ts_ms == 0
+    assert parse({**GOOD, "ts": iso_ms(MAX_TS_MS)}, max_future_s=1e12).ts_ms == MAX_TS_MS
+    assert iso_ms(MAX_TS_MS) == "9999-12-31T23:59:59.999Z"
+
+
+def test_rejection_codes_list_every_code_used():
+    """REJECTION_CODES is the one list, the ingest agent's codes included."""
+    root = Path(__file__).parent.parent
+    used = set()
+    for path in [root / "state" / "event.py", *(root / "streams").glob("*.py")]:
+        used |= set(re.findall(r'(?:Rejection|_Bad|_rejected)\(\s*"(\w+)"', path.read_text()))
+    assert {"bad_unicode", "number_too_large", "key_mismatch"} <= used  # the pattern finds them
+    assert used <= REJECTION_CODES
 
 
 def test_topic_mismatch_future_timestamp_and_size_bound():
