@@ -14,9 +14,10 @@ import numpy as np
 
 from model.profile import Horizons, category_counts, horizon_weights, layer_weights
 from model.taxonomy import LAYERS, PATH_INDEX, Taxonomy
+from state.event import EVENT_TYPES
 from state.window import Entry
 
-EVENT_TYPE_IDS = {"browse": 1, "purchase": 2, "review": 3}
+EVENT_TYPE_IDS = {t: i + 1 for i, t in enumerate(EVENT_TYPES)}  # 0 is padding
 N_ATTRS = 6
 N_TIMES = 2
 

@@ -21,8 +21,9 @@ from model.synthetic import generate
 from ops.broker import EmbeddedBroker
 from ops.clients import producer, publish_events, publish_items, read_topic
 from ops.process import WorkerProcess
+from state.event import EVENT_TYPES
 from streams.settings import Settings
-from streams.topics import EVENT_TYPES, create_topics, event_topic
+from streams.topics import create_topics, event_topic
 
 
 async def _bare_loop(bootstrap: str, topics: list[str], sink: str, n: int) -> float:

@@ -7,8 +7,9 @@ from typing import Iterable, Iterator, Optional
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from model.documents import encode
+from state.event import EVENT_TYPES
 from streams.settings import Broker, Settings
-from streams.topics import EVENT_TYPES, event_topic
+from streams.topics import event_topic
 
 
 def producer(broker: Broker, restorable: bool = False) -> KafkaProducer:

@@ -67,7 +67,7 @@ class Event(BaseModel):
 
     event_id: str = Field(min_length=1, max_length=128, description="unique; the dedupe key")
     user_id: str = Field(min_length=1, max_length=128)
-    type: Literal["browse", "purchase", "review"] = Field(description="must match the topic")
+    type: Literal[EVENT_TYPES] = Field(description="must match the topic")
     ts: Union[str, int] = Field(description="ISO-8601 with zone, or epoch milliseconds")
     item_id: Optional[str] = Field(None, min_length=1, max_length=128)
     text: Optional[str] = Field(None, description="any language; cut to a bound, scrubbed of PII")

@@ -18,13 +18,13 @@ import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
 
 from state.dirty import DirtyUsers
-from state.event import Item
+from state.event import EVENT_TYPES, Item
 from state.items import ItemIndex
 from streams.consumer import Transport
 from streams.model_slot import ModelSlot
 from streams.settings import KafkaSecurity, Settings
 from streams.tables import TopicBackedGlobalTable
-from streams.topics import EVENT_TYPES, event_topic, windows_changelog
+from streams.topics import event_topic, windows_changelog
 
 log = logging.getLogger(__name__)
 

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import yaml
 
-from streams import metrics
 from ops.cli import cli
+from streams import metrics
 from streams.settings import Settings
 
 ROOT = Path(__file__).parent.parent

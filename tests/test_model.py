@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from model.checkpoint import load_checkpoint
-from model.latest import CheckpointError, latest_version
 from model.encoders import HFEncoder
+from model.latest import CheckpointError, latest_version
 from model.learned import LearnedModel
 from model.synthetic import generate
 from model.taxonomy import LAYERS, Taxonomy

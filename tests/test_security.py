@@ -10,11 +10,11 @@ import certifi
 import pytest
 
 import ops.clients
+from model.documents import dlq_document, encode
 from model.latest import CheckpointError, latest_version, point_latest
 from ops.clients import producer, read_topic
-from model.documents import dlq_document, encode
-from streams.settings import Settings
 from state.event import Rejection
+from streams.settings import Settings
 from streams.views import authorized
 
 SASL = dict(broker="kafka://k1:9093", security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
