@@ -9,7 +9,9 @@ import pytest
 from kafka import KafkaProducer
 
 from model.synthetic import generate
-from ops.clients import encode, producer, publish_events, publish_items
+from model.documents import encode, scrub_bytes
+from ops.clients import producer, publish_events, publish_items
+from streams.topics import partition_for
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(240)]
 
@@ -40,6 +42,12 @@ def _malformed() -> list[tuple[str, bytes | None, bytes, str]]:
         ("events.browse", key, ev(event_id="m11", text="x" * 70_000), "too_large"),
         ("events.browse", key, b"[1, 2, 3]", "wrong_type"),
         ("events.browse", b"someone-else", ev(event_id="m12"), "key_mismatch"),
+        # Hostile ones: each of these once stopped the ingest agent and cost other users their events.
+        ("events.browse", key, ev(event_id="m13").replace("三体".encode(), b"\\ud83d hi"), "bad_unicode"),
+        ("events.browse", key, ev(event_id="m14").replace(b'"2026-11-01T00:00:00Z"', b"9" * 400), "number_too_large"),
+        ("events.browse", key, ev(event_id="m15").replace(b"}", b', "n": ' + b"7" * 5000 + b"}"), "number_too_large"),
+        ("events.browse", key, ev(event_id="m16", text="字" * 300_000), "too_large"),  # 900 KB
+        ("events.browse", key, ev(event_id="m17", text="call 13812345678 " + "x" * 66_000), "too_large"),
     ]
 
 
@@ -58,9 +66,18 @@ def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
     assert startup < 20, f"worker took {startup:.1f} s to become ready"
     publish_events(p, cluster.settings, events[1200:])
     bad = _malformed()
-    raw = KafkaProducer(bootstrap_servers=cluster.broker.bootstrap, batch_size=0)
+    raw = KafkaProducer(bootstrap_servers=cluster.broker.bootstrap, batch_size=0, max_request_size=2 << 20)
     for topic, key, value, _ in bad:
         raw.send(topic, key=key, value=value)
+    # A valid event on the wrong partition for its key (librdkafka's default partitioner does this).
+    misplaced = encode({**GOOD, "event_id": "m18"})
+    wrong = (partition_for(b"bad-user", cluster.settings.partitions) + 1) % cluster.settings.partitions
+    raw.send("events.browse", key=b"bad-user", value=misplaced, partition=wrong)
+    bad.append(("events.browse", b"bad-user", misplaced, "wrong_partition"))
+    # A valid 60 KB event: accepted, its text cut to the bound.
+    big = {**GOOD, "event_id": "big-1", "user_id": "big-user", "text": "三体 刘慈欣 " * 3500}  # 60 KB
+    raw.send("events.browse", key=b"big-user", value=encode(big))
+    expected["big-user"] = 1
     raw.flush()
 
     profiles = cluster.wait_for_profiles(dict(expected))
@@ -81,12 +98,13 @@ def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
     # The DLQ keeps a bounded copy (8 KiB by default) and the original size.
     by_raw = {base64.b64decode(d["raw"]): d for d in dlq}
     for topic, key, value, code in bad:
-        entry = by_raw[value[:8192]]
+        entry = by_raw[scrub_bytes(value[:8192])]
         assert entry["error"]["code"] == code, (value[:60], entry["error"])
         assert entry["error"]["message"] and entry["raw_bytes"] == len(value) and entry["schema_version"] == 1
         assert entry["source"]["topic"] == topic
     # No valid event was rejected: the accepted count is exactly what was published.
-    assert worker.accepted_events() == len(events)
+    assert worker.accepted_events() == len(events) + 1
+    assert all(b"13812345678" not in base64.b64decode(d["raw"]) for d in dlq)  # DLQ copies are scrubbed
     assert worker.metric("strata_events_rejected_total") == len(bad)
 
     # The owning worker serves the latest profile over HTTP, to holders of the token only.
