@@ -91,6 +91,6 @@ def dlq_document(rejection: Rejection, topic: str, partition: int, offset: int, 
     }
 
 
-def dlq_key(key: Optional[bytes]) -> Optional[bytes]:
-    """The rejected record's key, cut like its payload."""
-    return key[:MAX_DLQ_KEY_BYTES] if key is not None else None
+def dlq_key(key: Optional[bytes]) -> bytes:
+    """The rejected record's key, cut like its payload; a record without a key gets the empty key."""
+    return (key or b"")[:MAX_DLQ_KEY_BYTES]

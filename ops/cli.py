@@ -255,7 +255,8 @@ def _histories(data_file, items_file, from_topics, broker):
     items = load_items(read_jsonl(items_file)) if items_file else None
     if from_topics:
         from ops.clients import read_topic
-        from streams.topics import EVENT_TYPES, event_topic
+        from state.event import EVENT_TYPES
+        from streams.topics import event_topic
 
         settings = _settings(broker=broker)
         b = _need_broker(settings)
@@ -307,8 +308,8 @@ def train(data_file, from_topics, broker, items_file, taxonomy, encoder, out, se
 @click.option("--json-out", type=click.Path(path_type=Path), default=None, help="also write the figures here")
 def evaluate(checkpoint, data_file, items_file, json_out) -> None:
     """Per layer on the test users: accuracy, recall@3, macro-F1, NDCG@3, cross-entropy; model vs baseline."""
-    from model.checkpoint import CheckpointError
     from model.evaluate import format_table
+    from model.latest import CheckpointError
     from model.train import evaluate_checkpoint
 
     with _user_errors("eval: reading events"):
@@ -381,6 +382,31 @@ def bench_inference_cmd(checkpoints, data_file, users, reps) -> None:
             click.echo(f"{r['encoder']:9} {device.type:6} {r['texts']:6d} {r['raw_texts_per_s']:12.0f} "
                        f"{r['texts_per_s']:9.0f} {r['ratio']:6.2f} {r['users_per_s_cold']:13.0f} "
                        f"{r['users_per_s_warm']:13.0f}")
+
+
+@cli.command()
+@click.option("--cycles", type=int, default=3, show_default=True, help="kill -9 / restart cycles")
+@click.option("--workers", type=int, default=2, show_default=True)
+@click.option("--events", type=int, default=6000, show_default=True, help="valid events to publish")
+@click.option("--users", type=int, default=500, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--json-out", type=click.Path(path_type=Path), default=None, help="also write the summary here")
+def soak(cycles, workers, events, users, seed, json_out) -> None:
+    """Embedded broker, workers killed with -9 (data dirs sometimes wiped) while valid and hostile
+    records stream in; then checks every event against windows, profiles and the DLQ.
+    Prints a JSON summary; exits 0 only when every count is 0."""
+    import signal
+
+    from ops.soak import COUNTS, run_soak
+
+    def _interrupt(*_):
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGINT, signal.SIGTERM):  # stop the broker and workers (even when started in the background)
+        signal.signal(sig, _interrupt)
+    summary = run_soak(cycles, workers, events, users, seed, json_out)
+    click.echo(json.dumps(summary))
+    sys.exit(1 if any(summary[k] for k in COUNTS) else 0)
 
 
 def main() -> None:

@@ -264,7 +264,7 @@ def parse_event(
     now_ms: Optional[int] = None,
 ) -> Event:
     """Parse one record value. Raises Rejected with a precise reason; never anything else."""
-    if raw is None:
+    if not raw:  # a null value (tombstone) or an empty one
         raise Rejected(Rejection("empty", "record has no value"))
     if len(raw) > max_bytes:
         raise Rejected(Rejection("too_large", f"record is {len(raw)} bytes, bound is {max_bytes}"))

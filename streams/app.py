@@ -46,7 +46,8 @@ class Strata:
     settings: Settings
     app: faust.App
     source: Any  # the three event topics, consumed together
-    dlq: Any
+    dlq: Any  # a table keyed by the rejected record's key; its changelog *is* the DLQ topic
+    dlq_topic: Any
     recommendations: Any
     windows: Any
     profiles: Any
@@ -120,11 +121,13 @@ def build(settings: Settings, slot: ModelSlot) -> Strata:
     async def on_item(event: faust.EventT) -> None:
         apply_item_record(index, event.message.key, event.message.value)
 
+    dlq_topic = app.topic(settings.topic("events.dlq"), partitions=n, **raw)
     strata = Strata(
         settings=settings,
         app=app,
         source=source,
-        dlq=app.topic(settings.topic("events.dlq"), **raw),
+        dlq=app.Table("dlq", changelog_topic=dlq_topic, value_type=bytes, **table),
+        dlq_topic=dlq_topic,
         recommendations=app.topic(settings.topic("recommendations"), **raw),
         windows=app.Table("windows", changelog_topic=app.topic(windows_changelog(settings), partitions=n, **raw),
                           value_type=bytes, **table),

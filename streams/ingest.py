@@ -9,6 +9,7 @@ one that raises anything else, alone or while its user's window is written, goes
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
@@ -20,7 +21,7 @@ from state.event import Event, Rejected, Rejection, parse_event
 from state.window import Window
 from streams import metrics
 from streams.app import Strata
-from streams.tables import on_partition, owned_partitions
+from streams.tables import on_partition, owned_partitions, record_published
 from streams.topics import partition_for
 
 log = logging.getLogger(__name__)
@@ -112,24 +113,63 @@ async def ingest_batch(strata: Strata, events: list) -> None:
             strata.dirty.mark(partition, user_id)
         metrics.WINDOW_EVENTS.observe(len(window.entries))
 
-    for message, rejection in refused:
-        await send_to_dlq(strata, message, rejection, now_ms)
-        outcomes[strata.event_type_of(message.topic), "rejected"] += 1
+    outcomes.update(await publish_refused(strata, refused, now_ms))
     for (event_type, outcome), n in outcomes.items():
         metrics.EVENTS.labels(event_type, outcome).inc(n)
     metrics.DIRTY_USERS.set(len(strata.dirty))
 
 
-async def send_to_dlq(strata: Strata, message, rejection: Rejection, now_ms: int) -> None:
-    metrics.REJECTED.labels(rejection.code).inc()
-    record = encode(dlq_document(rejection, message.topic, message.partition, message.offset, message.value,
-                                 strata.settings.dlq_raw_bytes, now_ms))
-    try:
-        await strata.dlq.send(key=dlq_key(message.key), value=record)
-    except Exception:  # noqa: BLE001 - a DLQ outage must not stop valid events
-        metrics.DLQ_SEND_FAILURES.inc()
-        log.exception("ingest: could not publish a DLQ record for %s[%s]@%s (%s)", message.topic,
-                      message.partition, message.offset, rejection.code)
+def _in_dlq(strata: Strata, message, key: bytes) -> bool:
+    """Whether this record's DLQ record is already published: a replay after a crash or a rebalance.
+
+    The DLQ table holds, per key, the last DLQ record published for it; offsets rise within a
+    source partition, so a record at or below the last one's offset there was sent before.
+    """
+    with on_partition(strata.app, message.topic, message.partition):
+        last = strata.dlq.get(key)
+    if last is None:
+        return False
+    source = json.loads(last)["source"]
+    return (source["topic"], source["partition"]) == (message.topic, message.partition) and \
+        source["offset"] >= message.offset
+
+
+async def publish_refused(strata: Strata, refused: list, now_ms: int) -> Counter:
+    """Each refused record to the DLQ exactly once: published on its source partition's number,
+    then recorded in the DLQ table once the broker has it (see streams/tables.record_published)."""
+    outcomes: Counter[tuple[str, str]] = Counter()
+    sent = []
+    for message, rejection in refused:
+        event_type = strata.event_type_of(message.topic)
+        if message.partition not in owned_partitions(strata.app, message.topic):
+            continue  # revoked meanwhile: the new owner replays it
+        key = dlq_key(message.key)
+        if _in_dlq(strata, message, key):
+            outcomes[event_type, "duplicate"] += 1
+            continue
+        record = encode(dlq_document(rejection, message.topic, message.partition, message.offset, message.value,
+                                     strata.settings.dlq_raw_bytes, now_ms))
+        try:
+            delivery = await strata.dlq_topic.send(key=key, value=record, partition=message.partition, force=True)
+        except Exception:  # noqa: BLE001 - a DLQ outage must not stop valid events
+            metrics.DLQ_SEND_FAILURES.inc()
+            log.exception("ingest: could not publish the DLQ record of %s[%s]@%s", message.topic,
+                          message.partition, message.offset)
+            continue
+        sent.append((message, rejection, key, record, delivery))
+    for message, rejection, key, record, delivery in sent:
+        try:
+            offset = (await delivery).offset
+        except Exception:  # noqa: BLE001
+            metrics.DLQ_SEND_FAILURES.inc()
+            log.exception("ingest: the broker refused the DLQ record of %s[%s]@%s", message.topic,
+                          message.partition, message.offset)
+            continue
+        metrics.REJECTED.labels(rejection.code).inc()
+        outcomes[strata.event_type_of(message.topic), "rejected"] += 1
+        if message.partition in owned_partitions(strata.app, message.topic):
+            record_published(strata.app, strata.dlq, message.topic, message.partition, key, record, offset)
+    return outcomes
 
 
 def register(strata: Strata) -> None:

@@ -24,13 +24,11 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 
-from faust.types import TP
-
 from model.serve import profile_batch
 from state.window import Window
 from streams import metrics
 from streams.app import Strata, apply_item_record
-from streams.tables import on_partition, owned_partitions
+from streams.tables import owned_partitions, record_published
 from streams.topics import event_topic
 
 log = logging.getLogger(__name__)
@@ -116,9 +114,7 @@ async def _profile_batch(strata: Strata, batch: list[tuple[int, str, float]], to
             continue
         if partition not in owned_partitions(strata.app, topic):  # the new owner restores it from the topic
             continue
-        with on_partition(strata.app, topic, partition):
-            strata.profiles.data[key] = done.profile  # the local record only: the topic has it already
-        strata.profiles.data.set_persisted_offset(TP(strata.profiles_topic.get_topic_name(), partition), offset)
+        record_published(strata.app, strata.profiles, topic, partition, key, done.profile, offset)
         metrics.PROFILES.inc()
         metrics.RECOMMENDATIONS.inc()
         metrics.EVENT_TO_PROFILE.observe(time.monotonic() - since)

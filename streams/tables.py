@@ -1,9 +1,9 @@
 """Writing Faust tables on a chosen partition.
 
 Faust routes a table write (RocksDB partition and changelog partition) by the *current event*.
-Two places here write outside a plain one-event-at-a-time agent: the ingest agent writes each
-user's window once per batch, and the profiler timer writes profiles. Both know the partition
-the user's events arrive on, and say so with `on_partition`.
+Three places here write outside a plain one-event-at-a-time agent: the ingest agent writes each
+user's window once per batch and records DLQ records, and the profiler timer records profiles.
+Each knows the partition the user's events arrive on, and says so with `on_partition`.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from typing import Iterator
 
 import faust
 from faust.streams import _current_event
+from faust.types import TP
 from faust.types.tuples import Message
 
 
@@ -27,6 +28,20 @@ def on_partition(app: faust.App, topic: str, partition: int) -> Iterator[None]:
         yield
     finally:
         _current_event.reset(token)
+
+
+def record_published(app: faust.App, table: faust.Table, source_topic: str, partition: int, key: bytes,
+                     value: bytes, offset: int) -> None:
+    """Write locally what the broker already holds at `offset` of the table's changelog.
+
+    For tables whose changelog Strata publishes to itself (profiles, DLQ): publish first, record
+    after the acknowledgement, with the persisted offset, so a crash in between is repaired by the
+    table's recovery (which reads the changelog from the persisted offset on) and the local store
+    is never ahead of the topic.
+    """
+    with on_partition(app, source_topic, partition):
+        table.data[key] = value  # the local store only: the changelog has it already
+    table.data.set_persisted_offset(TP(table.changelog_topic.get_topic_name(), partition), offset)
 
 
 def owned_partitions(app: faust.App, topic: str) -> set[int]:

@@ -11,6 +11,7 @@ import pytest
 from ops.broker import EmbeddedBroker
 from ops.clients import read_topic
 from ops.process import WorkerProcess
+from ops.soak import decode_window
 from streams.settings import Settings
 from streams.topics import create_topics, windows_changelog
 
@@ -39,10 +40,16 @@ class Cluster:
             versions[r.key.decode()].append(json.loads(r.value)["version"])
         return versions
 
+    def profile_rows(self) -> list[tuple[int, int, str, int]]:
+        """(partition, offset, user, version) of every record of the profiles topic."""
+        return [(r.partition, r.offset, r.key.decode(), json.loads(r.value)["version"])
+                for r in self.records("profiles") if r.value is not None]
+
     def latest_windows(self) -> dict[str, dict]:
-        """The windows table as its changelog holds it: what a restore would give."""
+        """The windows table as its changelog holds it: what a restore would give (decoded as the
+        worker decodes it: a dict with at least `entries` and `events_seen`)."""
         records = read_topic(self.settings.broker_info(), windows_changelog(self.settings), idle_timeout=1.5)
-        return {r.key.decode(): json.loads(r.value) for r in records}
+        return {r.key.decode(): decode_window(r.value) for r in records}
 
     def wait_for_profiles(self, expected: dict[str, int], timeout: float = 90.0) -> dict[str, dict]:
         """Until every user's latest profile covers `expected[user]` events (or the timeout)."""
