@@ -1,5 +1,6 @@
-"""Checkpoints: `checkpoints/<version>/` (model.safetensors, config.json, taxonomy.json, vocab.json,
-metrics.json) and `checkpoints/LATEST`, which names the newest and is replaced atomically."""
+"""Checkpoints: `checkpoints/<version>/` (model.safetensors, categorizer.safetensors, config.json,
+taxonomy.json, vocab.json, metrics.json) and `checkpoints/LATEST`, which names the newest and is
+replaced atomically."""
 from __future__ import annotations
 
 import hashlib
@@ -7,39 +8,52 @@ import json
 import os
 import shutil
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_model, save_model
 
+from model.categorizer import Categorizer, CategorizerConfig
 from model.encoders import TextEncoder, encoder_from_config
 from model.latest import CheckpointError, point_latest
 from model.profile import Horizons
 from model.taxonomy import LAYERS, Taxonomy
 from model.user_model import LayeredInterestModel, ModelConfig
 
-FORMAT = 1
-def save_checkpoint(root: Path, model: LayeredInterestModel, encoder: TextEncoder, taxonomy: Taxonomy,
-                    horizons: Horizons, metrics: dict, make_latest: bool = True) -> Path:
+FORMAT = 2  # 2: the per-event categorizer travels with the layered model
+@dataclass
+class Checkpoint:
+    model: LayeredInterestModel
+    encoder: TextEncoder
+    categorizer: Categorizer
+    taxonomy: Taxonomy
+    horizons: Horizons
+    config: dict
+
+
+def save_checkpoint(root: Path, model: LayeredInterestModel, encoder: TextEncoder, categorizer: Categorizer,
+                    taxonomy: Taxonomy, horizons: Horizons, metrics: dict, make_latest: bool = True) -> Path:
     """Write a new version directory, then point LATEST at it (rename: readers never see half)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{os.getpid()}-{time.time_ns()}"
     tmp.mkdir()
     try:
-        return _write_version(root, tmp, model, encoder, taxonomy, horizons, metrics, make_latest)
+        return _write_version(root, tmp, model, encoder, categorizer, taxonomy, horizons, metrics, make_latest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _write_version(root, tmp, model, encoder, taxonomy, horizons, metrics, make_latest) -> Path:
+def _write_version(root, tmp, model, encoder, categorizer, taxonomy, horizons, metrics, make_latest) -> Path:
     save_model(model, str(tmp / "model.safetensors"))
+    save_model(categorizer, str(tmp / "categorizer.safetensors"))
     digest = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()[:6]
     version = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{digest}"
     config = {
         "format": FORMAT, "version": version, "encoder": encoder.config(), "model": asdict(model.config),
+        "categorizer": asdict(categorizer.config),
         "horizons": asdict(horizons), "labels": {layer: len(taxonomy.labels[layer]) for layer in LAYERS},
     }
     (tmp / "config.json").write_text(json.dumps(config, indent=1))
@@ -56,8 +70,8 @@ def _write_version(root, tmp, model, encoder, taxonomy, horizons, metrics, make_
     return final
 
 
-def load_checkpoint(directory: Path, device: torch.device = torch.device("cpu")):
-    """(model, encoder, taxonomy, horizons, config); raises CheckpointError saying what is wrong."""
+def load_checkpoint(directory: Path, device: torch.device = torch.device("cpu")) -> Checkpoint:
+    """The checkpoint in `directory`; raises CheckpointError saying what is wrong."""
     directory = Path(directory)
     try:
         config = json.loads((directory / "config.json").read_text())
@@ -73,13 +87,18 @@ def load_checkpoint(directory: Path, device: torch.device = torch.device("cpu"))
         missing, unexpected = load_model(model, str(directory / "model.safetensors"), strict=True)
         if missing or unexpected:
             raise CheckpointError(f"weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        categorizer = Categorizer(CategorizerConfig(**config["categorizer"]))
+        missing, unexpected = load_model(categorizer, str(directory / "categorizer.safetensors"), strict=True)
+        if missing or unexpected:
+            raise CheckpointError(f"categorizer weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
         horizons = Horizons(**config["horizons"])
         model.to(device).eval()
         encoder.to(device).eval()
+        categorizer.eval()
     except CheckpointError:
         raise
     except FileNotFoundError as exc:
         raise CheckpointError(f"missing file {Path(exc.filename).name}") from exc
     except Exception as exc:  # corrupt JSON, corrupt safetensors, shape mismatches, unknown encoder
         raise CheckpointError(f"{type(exc).__name__}: {exc}") from exc
-    return model, encoder, taxonomy, horizons, config
+    return Checkpoint(model, encoder, categorizer, taxonomy, horizons, config)

@@ -1,19 +1,21 @@
 """Windows as arrays: what the user model reads, and the forecast targets it is trained on. No torch.
 
 A batch of windows becomes per-event arrays (text index, type, behaviour attributes, time gaps,
-category ids) plus, per layer, the weighted category counts over that layer's past horizon:
-exactly the numbers the counting baseline uses, so the model starts where the baseline is.
+category rows: one-hot where the event names the label, inferred from text where it does not)
+plus, per layer, the (soft) category counts over the three past horizons: exactly the numbers
+the counting baseline uses, so the model starts where the baseline is.
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from model.profile import Horizons, category_counts, horizon_weights, layer_weights
-from model.taxonomy import LAYERS, PATH_INDEX, Taxonomy
+from model.categories import Infer, distributions, soft_counts
+from model.profile import Horizons, horizon_weights, layer_weights
+from model.taxonomy import LAYERS, Taxonomy
 from state.event import EVENT_TYPES
 from state.window import Entry
 
@@ -29,7 +31,8 @@ class Batch:
     types: np.ndarray  # [B, T] int64, 0 = padding
     attrs: np.ndarray  # [B, T, N_ATTRS] float32
     times: np.ndarray  # [B, T, N_TIMES] float32
-    cats: np.ndarray  # [B, T, 3] int64: label id + 1 per level (deep, middle, surface), 0 unknown
+    cats: dict[str, np.ndarray]  # layer -> [B, T, C] float32: the entry's label distribution (0 unknown)
+    inferred: np.ndarray  # [B, T, 3] float32: 1 where that layer's row was inferred from text (LAYERS order)
     mask: np.ndarray  # [B, T] bool
     # layer -> [B, 3, C]: counts of the layer's labels weighted by each past horizon, in LAYERS
     # order (surface: last session, middle: two weeks, deep: decayed history). [:, own] is what
@@ -51,14 +54,16 @@ def _attrs(entry: Entry) -> list[float]:
     ]
 
 
-def featurize(windows: Sequence[Sequence[Entry]], taxonomy: Taxonomy, horizons: Horizons, max_events: int) -> Batch:
+def featurize(windows: Sequence[Sequence[Entry]], taxonomy: Taxonomy, horizons: Horizons, max_events: int,
+              infer: Optional[Infer] = None) -> Batch:
     b = len(windows)
     t = max(1, min(max_events, max((len(w) for w in windows), default=1)))
     text_idx = np.full((b, t), -1, dtype=np.int64)
     types = np.zeros((b, t), dtype=np.int64)
     attrs = np.zeros((b, t, N_ATTRS), dtype=np.float32)
     times = np.zeros((b, t, N_TIMES), dtype=np.float32)
-    cats = np.zeros((b, t, 3), dtype=np.int64)
+    cats = {layer: np.zeros((b, t, len(taxonomy.labels[layer])), dtype=np.float32) for layer in LAYERS}
+    inferred = np.zeros((b, t, len(LAYERS)), dtype=np.float32)
     mask = np.zeros((b, t), dtype=bool)
     past = {layer: np.zeros((b, len(LAYERS), len(taxonomy.labels[layer])), dtype=np.float32) for layer in LAYERS}
     texts: dict[str, int] = {}
@@ -66,13 +71,16 @@ def featurize(windows: Sequence[Sequence[Entry]], taxonomy: Taxonomy, horizons: 
         entries = list(window)[-t:]
         if not entries:
             continue
+        n = len(entries)
+        rows, guessed = distributions(entries, taxonomy, infer)
         ts = np.array([e.ts for e in entries], dtype=float)
         weights = layer_weights(ts, horizons)
-        for layer in LAYERS:
-            for k, horizon in enumerate(LAYERS):
-                past[layer][i, k] = category_counts(entries, weights[horizon], taxonomy, layer)
-        last = ts[-1]
-        prev = ts[0]
+        for k, layer in enumerate(LAYERS):
+            cats[layer][i, :n] = rows[layer]
+            inferred[i, :n, k] = guessed[layer]
+            for h, horizon in enumerate(LAYERS):
+                past[layer][i, h] = soft_counts(rows[layer], weights[horizon])
+        prev, last = ts[0], ts[-1]
         for j, e in enumerate(entries):
             if e.text:
                 text_idx[i, j] = texts.setdefault(e.text, len(texts))
@@ -80,12 +88,8 @@ def featurize(windows: Sequence[Sequence[Entry]], taxonomy: Taxonomy, horizons: 
             attrs[i, j] = _attrs(e)
             times[i, j] = (math.log1p((e.ts - prev) / 3_600_000), math.log1p((last - e.ts) / 86_400_000))
             prev = e.ts
-            for layer, pos in PATH_INDEX.items():
-                c = e.cats
-                if c and pos < len(c):
-                    cats[i, j, pos] = taxonomy.index[layer].get(c[pos], -1) + 1
-            mask[i, j] = True
-    return Batch(list(texts), text_idx, types, attrs, times, cats, mask, past)
+        mask[i, :n] = True
+    return Batch(list(texts), text_idx, types, attrs, times, cats, inferred, mask, past)
 
 
 def own_horizon(past: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -100,4 +104,5 @@ def future_targets(future: Sequence[Entry], cut_ts: float, taxonomy: Taxonomy, h
     the next one); middle: the events within `middle_ms`; deep: all later events, decayed.
     """
     weights = horizon_weights(np.array([e.ts for e in future], dtype=float), cut_ts, horizons, forward=True)
-    return {layer: category_counts(future, weights[layer], taxonomy, layer) for layer in LAYERS}
+    rows = distributions(future, taxonomy)[0]  # targets: the labels events name, never inferred ones
+    return {layer: soft_counts(rows[layer], weights[layer]) for layer in LAYERS}

@@ -12,6 +12,7 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 import torch
 
+from model.categorizer import cached
 from model.checkpoint import load_checkpoint
 from model.features import featurize
 from model.profile import ProfileModel
@@ -29,7 +30,10 @@ class LearnedModel(ProfileModel):
     def __init__(self, directory: Path, device: Optional[torch.device] = None, cache_size: int = 200_000,
                  encode_batch: int = 256):
         self.device = device or default_device()
-        self.model, self.encoder, self.taxonomy, self.horizons, self.config = load_checkpoint(directory, self.device)
+        ckpt = load_checkpoint(directory, self.device)
+        self.model, self.encoder, self.taxonomy, self.horizons, self.config = (
+            ckpt.model, ckpt.encoder, ckpt.taxonomy, ckpt.horizons, ckpt.config)
+        self.infer = cached(ckpt.categorizer.predict, cache_size)  # categories from text, by text hash
         self.version = self.config["version"]
         self.cache = EmbeddingCache(cache_size)
         self.encode_batch = encode_batch
@@ -61,7 +65,7 @@ class LearnedModel(ProfileModel):
 
     @torch.no_grad()
     def predict(self, windows: Sequence[Sequence[Entry]]) -> list[dict[str, np.ndarray]]:
-        batch = featurize(windows, self.taxonomy, self.horizons, self.model.max_events)
+        batch = featurize(windows, self.taxonomy, self.horizons, self.model.max_events, self.infer)
         vecs = self.text_vectors(batch.texts)
         with self._autocast():
             out = self.model(vecs, batch_tensors(batch, self.device))

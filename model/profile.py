@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
-from model.taxonomy import LAYERS, PATH_INDEX, Taxonomy
+from model.categories import Infer, distributions, soft_counts
+from model.taxonomy import LAYERS, Taxonomy
 from model.text import keywords
 from state.window import Entry
 
@@ -59,15 +60,43 @@ def smoothed(counts, prior, alpha):
     return (counts + alpha * prior) / (counts.sum(axis=-1, keepdims=True) + alpha)
 
 
-def category_counts(entries: Sequence[Entry], weights: np.ndarray, taxonomy: Taxonomy, layer: str) -> np.ndarray:
-    """Weighted label counts of one layer over the entries that carry categories."""
-    counts = np.zeros(len(taxonomy.labels[layer]))
-    pos, index = PATH_INDEX[layer], taxonomy.index[layer]
-    for entry, w in zip(entries, weights):
-        cats = entry.cats
-        if w > 0 and cats and pos < len(cats) and cats[pos] in index:
-            counts[index[cats[pos]]] += w
-    return counts
+@dataclass(frozen=True)
+class BaselineParams:
+    """One layer's counting baseline: a mix of the three past horizons' smoothed distributions,
+    sharpened or flattened by a temperature. Tuned on validation users by the trainer."""
+
+    mix: tuple[float, float, float]  # weights of the surface, middle and deep horizons (LAYERS order)
+    alpha: float = 1.0
+    temperature: float = 1.0
+
+    @classmethod
+    def own_horizon(cls, layer: str, alpha: float = 1.0) -> "BaselineParams":
+        return cls(tuple(1.0 if h == layer else 0.0 for h in LAYERS), alpha)
+
+    def probs(self, past: np.ndarray, prior: np.ndarray) -> np.ndarray:
+        return baseline_probs(past, prior, np.asarray(self.mix), self.alpha, self.temperature)
+
+
+def baseline_probs(past, prior, mix, alpha, temperature):
+    """p over a layer's labels from its past counts [..., 3 horizons, C]: the horizons' smoothed
+    distributions mixed by `mix` [3], then tempered. numpy arrays and torch tensors alike."""
+    mixed = (mix[:, None] * smoothed(past, prior, alpha)).sum(axis=-2)
+    sharp = mixed.clip(1e-12) ** (1.0 / temperature)
+    return sharp / sharp.sum(axis=-1, keepdims=True)
+
+
+def past_counts(entries: Sequence[Entry], taxonomy: Taxonomy, horizons: Horizons, infer: Optional[Infer] = None
+                ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Per layer, its labels counted over each of the three past horizons [3, C] (soft where
+    inferred); and per layer the share of its own horizon's evidence that was inferred."""
+    rows, inferred = distributions(entries, taxonomy, infer)
+    w = layer_weights(np.array([e.ts for e in entries], dtype=float), horizons)
+    past, share = {}, {}
+    for layer in LAYERS:
+        past[layer] = np.stack([soft_counts(rows[layer], w[h]) for h in LAYERS])
+        evidence = w[layer] * rows[layer].sum(1)
+        share[layer] = float((evidence * inferred[layer]).sum() / evidence.sum()) if evidence.sum() > 0 else 0.0
+    return past, share
 
 
 class ProfileModel(ABC):
@@ -76,16 +105,16 @@ class ProfileModel(ABC):
     version: str
     taxonomy: Taxonomy
     horizons: Horizons
+    infer: Optional[Infer] = None  # categories from text for entries that name none (or part)
 
     @abstractmethod
     def predict(self, windows: Sequence[Sequence[Entry]]) -> list[dict[str, np.ndarray]]:
         """For each window (entries sorted by ts), {layer: probabilities over its labels}."""
 
     def inferred_share(self, entries: Sequence[Entry]) -> dict[str, float]:
-        """Per layer, the share of its evidence that rests on categories inferred from text.
-
-        The counting baseline infers nothing: it counts the categories events carry."""
-        return {layer: 0.0 for layer in LAYERS}
+        """Per layer, the share of its evidence that rests on categories inferred from text
+        (0 everywhere for a model without a categorizer: it counts the categories events carry)."""
+        return past_counts(entries, self.taxonomy, self.horizons, self.infer)[1]
 
     def explain(self, entries: Sequence[Entry], k: int = 5) -> dict[str, list[str]]:
         """jieba keywords per layer, from the entries in that layer's horizon."""
@@ -94,35 +123,33 @@ class ProfileModel(ABC):
 
 
 class BaselineModel(ProfileModel):
-    """Each layer's category distribution counted over its past horizon, smoothed toward a prior.
+    """Each layer's category distribution counted over the past horizons, smoothed toward a prior.
 
-    p = (counts + alpha * prior) / (sum(counts) + alpha). With no labelled events the profile is
-    the prior itself. `prior` defaults to uniform; the trainer fits it and alpha on data.
+    p = (counts + alpha * prior) / (sum(counts) + alpha) per horizon, mixed and tempered as
+    BaselineParams says (by default: the layer's own horizon alone). With no labelled events the
+    profile is the prior itself. The trainer fits the prior and tunes the parameters on data.
     """
 
     def __init__(
         self,
         taxonomy: Taxonomy,
         horizons: Horizons = Horizons(),
-        alpha: float | dict[str, float] = 1.0,
+        params: dict[str, BaselineParams] | None = None,
         prior: dict[str, np.ndarray] | None = None,
+        infer: Optional[Infer] = None,
     ):
         self.taxonomy = taxonomy
         self.horizons = horizons
-        self.alpha = alpha if isinstance(alpha, dict) else {layer: alpha for layer in LAYERS}
+        self.params = params or {layer: BaselineParams.own_horizon(layer) for layer in LAYERS}
         self.prior = prior or {
             layer: np.full(len(labels), 1.0 / len(labels)) for layer, labels in taxonomy.labels.items()
         }
+        self.infer = infer
         self.version = f"baseline-{taxonomy.name}"
 
     def predict(self, windows: Sequence[Sequence[Entry]]) -> list[dict[str, np.ndarray]]:
         out = []
         for entries in windows:
-            w = layer_weights(np.array([e.ts for e in entries], dtype=float), self.horizons)
-            dists = {}
-            for layer in LAYERS:
-                counts = category_counts(entries, w[layer], self.taxonomy, layer)
-                dists[layer] = smoothed(counts, self.prior[layer], self.alpha[layer])
-            out.append(dists)
+            past = past_counts(entries, self.taxonomy, self.horizons, self.infer)[0]
+            out.append({layer: self.params[layer].probs(past[layer], self.prior[layer]) for layer in LAYERS})
         return out
-

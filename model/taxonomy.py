@@ -19,6 +19,10 @@ PATH_INDEX = {level: i for i, level in enumerate(PATH)}
 DEFAULT_TAXONOMY = "taxonomy.zh.json"
 
 
+class TaxonomyError(ValueError):
+    """A taxonomy file that is not a three-level tree of unique labels."""
+
+
 @dataclass
 class Taxonomy:
     name: str
@@ -31,38 +35,34 @@ class Taxonomy:
     def __post_init__(self) -> None:
         deep, middle, surface = [], [], []
         self.parent, self.words = {}, {}
+        if not isinstance(self.tree, dict) or not self.tree:
+            raise TaxonomyError("`tree` must map deep labels to their middle labels")
         for d, middles in self.tree.items():
             deep.append(d)
+            if not isinstance(middles, dict) or not middles:
+                raise TaxonomyError(f"deep label {d!r} has no middle labels (every branch needs three levels)")
             for m, surfaces in middles.items():
                 middle.append(m)
                 self.parent[m] = d
+                if not isinstance(surfaces, dict) or not surfaces:
+                    raise TaxonomyError(f"middle label {m!r} has no surface labels (every branch needs three levels)")
                 for s, words in surfaces.items():
+                    if not isinstance(words, list):
+                        raise TaxonomyError(f"surface label {s!r} must map to a list of example words")
                     surface.append(s)
                     self.parent[s] = m
                     self.words[s] = list(words)
         self.labels = {"deep": deep, "middle": middle, "surface": surface}
         for layer, labels in self.labels.items():
-            if len(set(labels)) != len(labels):
-                raise ValueError(f"taxonomy {self.name!r}: duplicate {layer} labels")
+            dupes = sorted({x for x in labels if labels.count(x) > 1})
+            if dupes:
+                raise TaxonomyError(f"duplicate {layer} label(s) {dupes[:3]}: labels must be unique per level")
         self.index = {layer: {lab: i for i, lab in enumerate(labs)} for layer, labs in self.labels.items()}
 
     def path(self, surface: str) -> list[str]:
         """deep, middle, surface for a surface label."""
         middle = self.parent[surface]
         return [self.parent[middle], middle, surface]
-
-    def label_ids(self, categories: Optional[list[str]]) -> Optional[dict[str, int]]:
-        """Map an event's category path to label ids per layer; None when it is not in the taxonomy.
-
-        A path shorter than three levels yields the layers it has.
-        """
-        if not categories:
-            return None
-        ids = {}
-        for layer, pos in PATH_INDEX.items():
-            if pos < len(categories) and categories[pos] in self.index[layer]:
-                ids[layer] = self.index[layer][categories[pos]]
-        return ids or None
 
     def to_dict(self) -> dict:
         return {"name": self.name, "levels": list(PATH), "tree": self.tree}
@@ -77,7 +77,12 @@ class Taxonomy:
             text = resources.files("model").joinpath("data", DEFAULT_TAXONOMY).read_text(encoding="utf-8")
         else:
             text = Path(path).read_text(encoding="utf-8")
-        doc = json.loads(text)
+        try:
+            doc = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise TaxonomyError(f"not JSON: {exc}") from None
+        if not isinstance(doc, dict) or "tree" not in doc:
+            raise TaxonomyError('expected {"name", "levels": ["deep", "middle", "surface"], "tree": {...}}')
         if doc.get("levels", list(PATH)) != list(PATH):
-            raise ValueError("taxonomy levels must be deep, middle, surface")
+            raise TaxonomyError("taxonomy levels must be deep, middle, surface")
         return cls(doc.get("name", "taxonomy"), doc["tree"])

@@ -12,6 +12,7 @@ where the future differs from the past.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -20,8 +21,8 @@ from torch import nn
 
 from model.encoders import TextEncoder
 from model.features import N_ATTRS, N_TIMES, Batch
-from model.profile import smoothed
-from model.taxonomy import LAYERS, PATH
+from model.profile import BaselineParams, baseline_probs
+from model.taxonomy import LAYERS
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,8 @@ class ModelConfig:
     n_labels: dict[str, int]
     text_dim: int
     prior: dict[str, list[float]]  # the counting baseline's global prior per layer (fitted on training users)
-    alpha: dict[str, float]  # its smoothing per layer (tuned on validation users)
+    # its mix of horizons, smoothing and temperature per layer (tuned on validation users): BaselineParams
+    baseline: dict[str, dict]
     d_model: int = 64
     layers: int = 1
     heads: int = 4
@@ -42,7 +44,7 @@ class LayeredInterestModel(nn.Module):
     def __init__(self, config: ModelConfig, encoder: Optional[TextEncoder] = None):
         super().__init__()
         self.config = config
-        n_labels, text_dim, prior, alpha = config.n_labels, config.text_dim, config.prior, config.alpha
+        n_labels, text_dim, prior = config.n_labels, config.text_dim, config.prior
         d_model, layers, heads, max_events = config.d_model, config.layers, config.heads, config.max_events
         # A trainable encoder is fine-tuned with the heads; a frozen one feeds cached vectors.
         self.encoder = encoder if encoder is not None and encoder.trainable else None
@@ -50,8 +52,9 @@ class LayeredInterestModel(nn.Module):
         d = d_model
         self.text_proj = nn.Linear(text_dim, d)
         self.type_emb = nn.Embedding(4, d, padding_idx=0)
-        self.side_proj = nn.Linear(N_ATTRS + N_TIMES, d)
-        self.cat_emb = nn.ModuleDict({lv: nn.Embedding(n_labels[lv] + 1, d, padding_idx=0) for lv in PATH})
+        self.side_proj = nn.Linear(N_ATTRS + N_TIMES + len(LAYERS), d)
+        # An entry's label rows (one-hot when named, soft when inferred) projected like embeddings.
+        self.cat_proj = nn.ModuleDict({lv: nn.Linear(n_labels[lv], d, bias=False) for lv in LAYERS})
         self.pos_emb = nn.Embedding(max_events, d)
         self.seq = nn.TransformerEncoder(
             nn.TransformerEncoderLayer(d, heads, 2 * d, dropout=0.1, batch_first=True), layers,
@@ -69,27 +72,31 @@ class LayeredInterestModel(nn.Module):
         for head in self.head.values():
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
-        self.mix = nn.ParameterDict({
-            layer: nn.Parameter(torch.tensor([0.0 if h == layer else -5.0 for h in LAYERS])) for layer in LAYERS
-        })
+        self.tuned = {layer: BaselineParams(**config.baseline[layer]) for layer in LAYERS}
+        # The heads' base starts on the tuned baseline; its mix and temperature keep learning.
+        self.mix = nn.ParameterDict({layer: nn.Parameter(torch.tensor(
+            [math.log(max(m, 1e-3)) for m in self.tuned[layer].mix])) for layer in LAYERS})
+        self.log_temperature = nn.ParameterDict({layer: nn.Parameter(torch.tensor(
+            math.log(self.tuned[layer].temperature))) for layer in LAYERS})
         for layer in LAYERS:
             # Output blend with the tuned baseline, fitted on validation users after training
             # (1.0: the model alone; 0.0: the baseline alone). See Trainer.fit_blend.
             self.register_buffer(f"blend_{layer}", torch.tensor(1.0))
             self.register_buffer(f"prior_{layer}", torch.tensor(prior[layer], dtype=torch.float32))
-            self.register_buffer(f"alpha_{layer}", torch.tensor(float(alpha[layer])))
 
-    def baseline_log_probs(self, past: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Per layer: log of a learned mix of the smoothed past-horizon distributions.
-
-        The mix starts almost entirely on the layer's own horizon (the counting baseline).
-        """
+    def baseline_log_probs(self, past: dict[str, torch.Tensor], tuned: bool = False) -> dict[str, torch.Tensor]:
+        """Per layer: log of the counting baseline over the past horizons, with the learned mix and
+        temperature (or, `tuned`, the parameters tuned on validation users)."""
         out = {}
         for layer in LAYERS:
-            prior, alpha = getattr(self, f"prior_{layer}"), getattr(self, f"alpha_{layer}")
-            dists = smoothed(past[layer], prior, alpha)  # [B, 3 horizons, C]
-            mix = torch.softmax(self.mix[layer], 0)
-            out[layer] = torch.log((mix[None, :, None] * dists).sum(1))
+            prior = getattr(self, f"prior_{layer}")
+            if tuned:
+                p = self.tuned[layer]
+                mix, alpha, temperature = torch.tensor(p.mix, device=prior.device), p.alpha, p.temperature
+            else:
+                mix, alpha = torch.softmax(self.mix[layer], 0), self.tuned[layer].alpha
+                temperature = self.log_temperature[layer].exp()
+            out[layer] = torch.log(baseline_probs(past[layer], prior, mix, alpha, temperature))
         return out
 
     def forward(self, text_vecs: torch.Tensor, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -97,9 +104,9 @@ class LayeredInterestModel(nn.Module):
         idx = b["text_idx"]
         has_text = (idx >= 0).unsqueeze(-1).to(text_vecs.dtype)
         x = self.text_proj(text_vecs[idx.clamp(min=0)]) * has_text
-        x = x + self.type_emb(b["types"]) + self.side_proj(torch.cat([b["attrs"], b["times"]], -1))
-        for i, lv in enumerate(PATH):
-            x = x + self.cat_emb[lv](b["cats"][..., i])
+        x = x + self.type_emb(b["types"]) + self.side_proj(torch.cat([b["attrs"], b["times"], b["inferred"]], -1))
+        for lv in LAYERS:
+            x = x + self.cat_proj[lv](b[f"cats_{lv}"])
         t = x.shape[1]
         x = x + self.pos_emb(torch.arange(t, device=x.device))
         mask = b["mask"]
@@ -123,13 +130,10 @@ class LayeredInterestModel(nn.Module):
         p_m = middle.exp()
         deep = torch.log_softmax(base["deep"] + self.head["deep"](torch.cat([h, p_s, p_m], -1)), -1)
         out = {"surface": surface, "middle": middle, "deep": deep}
-        return {layer: self.blend(layer, out[layer], past) for layer in LAYERS}
+        tuned = self.baseline_log_probs(past, tuned=True)
+        return {layer: self.blend(layer, out[layer], tuned[layer]) for layer in LAYERS}
 
-    def blend(self, layer: str, log_probs: torch.Tensor, past: dict[str, torch.Tensor]) -> torch.Tensor:
-        k = LAYERS.index(layer)
-        prior, alpha = getattr(self, f"prior_{layer}"), getattr(self, f"alpha_{layer}")
-        own = past[layer][:, k]
-        baseline = torch.log(smoothed(own, prior, alpha))
+    def blend(self, layer: str, log_probs: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
         beta = getattr(self, f"blend_{layer}")
         return torch.log_softmax(beta * log_probs + (1 - beta) * baseline, -1)
 
@@ -145,8 +149,9 @@ def batch_tensors(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]
         "types": torch.from_numpy(batch.types),
         "attrs": torch.from_numpy(batch.attrs),
         "times": torch.from_numpy(batch.times),
-        "cats": torch.from_numpy(batch.cats),
+        "inferred": torch.from_numpy(batch.inferred),
         "mask": torch.from_numpy(batch.mask),
     }
     out.update({f"past_{layer}": torch.from_numpy(batch.past[layer]) for layer in LAYERS})
+    out.update({f"cats_{layer}": torch.from_numpy(batch.cats[layer]) for layer in LAYERS})
     return {k: v.to(device) for k, v in out.items()}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import click
 
-from model.synthetic import generate
+from model.datasets.synthetic import generate
 from ops.broker import EmbeddedBroker
 from ops.clients import producer, publish_events, publish_items, read_topic
 from ops.process import WorkerProcess

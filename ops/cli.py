@@ -142,7 +142,7 @@ def _produce(settings, b, file, n_events, users, seed, topic) -> None:
 
     p = producer(b)
     if n_events is not None:
-        from model.synthetic import generate
+        from model.datasets.synthetic import generate
 
         items, events = generate(n_events, users, seed=seed)
         publish_items(settings, items)
@@ -224,8 +224,8 @@ def data() -> None:
 @click.option("--cache", type=click.Path(path_type=Path), default=Path(".cache/strata"), show_default=True,
               help="where the recbole wheel that carries MovieLens-100k is downloaded")
 def data_movielens(out, cache) -> None:
-    """MovieLens-100k ratings as review events, with the genre/era movie taxonomy (model/movielens.py)."""
-    from model.movielens import convert, fetch_wheel
+    """MovieLens-100k ratings as review events, with the genre/era movie taxonomy (model/datasets/movielens.py)."""
+    from model.datasets.movielens import convert, fetch_wheel
 
     counts = convert(fetch_wheel(cache), out)
     click.echo(f"wrote {counts['events']} events of {counts['users']} users and {counts['items']} items to {out}")
@@ -238,7 +238,7 @@ def data_movielens(out, cache) -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def data_synthetic(out, n_events, users, seed) -> None:
     """Generated Chinese e-commerce/news/music events over the shipped taxonomy."""
-    from model.synthetic import generate
+    from model.datasets.synthetic import generate
     from model.taxonomy import Taxonomy
 
     items, events = generate(n_events, users, seed=seed)
@@ -249,8 +249,8 @@ def data_synthetic(out, n_events, users, seed) -> None:
     click.echo(f"wrote {len(events)} events of {users} users and {len(items)} items to {out}")
 
 
-def _histories(data_file, items_file, from_topics, broker):
-    from model.train import load_histories, load_items, read_jsonl
+def _histories(data_file, items_file, from_topics, broker, max_users=None):
+    from model.training.data import load_histories, load_items, read_jsonl
 
     items = load_items(read_jsonl(items_file)) if items_file else None
     if from_topics:
@@ -266,10 +266,16 @@ def _histories(data_file, items_file, from_topics, broker):
         lines = read_jsonl(data_file)
     else:
         raise click.UsageError("give --data FILE.jsonl or --from-topics --broker URL")
-    histories, invalid = load_histories(lines, items)
+    click.echo(f"loading {len(lines)} lines", err=True)
+    histories, invalid = load_histories(lines, items, max_users=max_users)
     click.echo(f"{sum(len(h) for h in histories.values())} events of {len(histories)} users"
                + (f" ({invalid} invalid lines skipped)" if invalid else ""))
     return histories
+
+
+hide_option = click.option("--hide-categories", "hide", type=click.FloatRange(0.0, 1.0), default=0.0,
+                           show_default=True, help="fraction of input events (chosen per seed) whose categories "
+                           "are hidden; targets keep theirs")
 
 
 @cli.command()
@@ -284,17 +290,28 @@ def _histories(data_file, items_file, from_topics, broker):
 @click.option("--out", type=click.Path(path_type=Path), default=Path("checkpoints"), show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--epochs", type=int, default=20, show_default=True, help="at most; early stopping on validation")
-def train(data_file, from_topics, broker, items_file, taxonomy, encoder, out, seed, epochs) -> None:
-    """Train the layered model, score it against the tuned baseline on held-out users, write a checkpoint."""
-    from model.taxonomy import Taxonomy
-    from model.train import TrainConfig, summary
-    from model.train import train as run_training
+@hide_option
+@click.option("--max-users", type=click.IntRange(1), default=None, help="train on this many users (a fixed subsample)")
+@click.option("--device", default=None, help="cpu or cuda (default: cuda when present)")
+def train(data_file, from_topics, broker, items_file, taxonomy, encoder, out, seed, epochs, hide, max_users,
+          device) -> None:
+    """Train the layered model, score it against the yardsticks on held-out users, write a checkpoint."""
+    import torch
 
-    with _user_errors("train: reading events"):
-        histories = _histories(data_file, items_file, from_topics, broker)
+    from model.taxonomy import Taxonomy, TaxonomyError
+    from model.training.trainer import TrainConfig, summary
+    from model.training.trainer import train as run_training
+
     try:
-        path, metrics = run_training(histories, Taxonomy.load(taxonomy), out, TrainConfig(encoder=encoder, seed=seed,
-                                                                                          epochs=epochs))
+        tax = Taxonomy.load(taxonomy)
+    except TaxonomyError as exc:
+        raise click.ClickException(f"train: taxonomy {taxonomy}: {exc}") from None
+    with _user_errors("train: reading events"):
+        histories = _histories(data_file, items_file, from_topics, broker, max_users)
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        path, metrics = run_training(histories, tax, out, TrainConfig(encoder=encoder, seed=seed, epochs=epochs,
+                                                                      hide_categories=hide), device=dev)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(summary(metrics))
@@ -305,22 +322,25 @@ def train(data_file, from_topics, broker, items_file, taxonomy, encoder, out, se
 @click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True)
 @click.option("--data", "data_file", type=click.Path(exists=True, path_type=Path), required=True)
 @click.option("--items", "items_file", type=click.Path(exists=True, path_type=Path), default=None)
+@hide_option
+@click.option("--blank-text", is_flag=True, help="remove the text of every input event (the ablation)")
 @click.option("--json-out", type=click.Path(path_type=Path), default=None, help="also write the figures here")
-def evaluate(checkpoint, data_file, items_file, json_out) -> None:
-    """Per layer on the test users: accuracy, recall@3, macro-F1, NDCG@3, cross-entropy; model vs baseline."""
-    from model.evaluate import format_table
+def evaluate(checkpoint, data_file, items_file, hide, blank_text, json_out) -> None:
+    """Per layer on the test users: model, baseline and text_baseline, with 95% intervals of the differences."""
     from model.latest import CheckpointError
-    from model.train import evaluate_checkpoint
+    from model.training.evaluate import format_table
+    from model.training.trainer import evaluate_checkpoint
 
     with _user_errors("eval: reading events"):
         histories = _histories(data_file, items_file, False, None)
     try:
         with _user_errors(f"eval {checkpoint}"):
-            result = evaluate_checkpoint(checkpoint, histories)
+            result = evaluate_checkpoint(checkpoint, histories, hide, blank_text)
     except CheckpointError as exc:
         raise click.ClickException(f"eval {checkpoint}: {exc}") from None
     click.echo(format_table(result, f"{checkpoint}: test users {result['users']['test']}, "
-                                    f"samples {result['samples']['test']}"))
+                                    f"samples {result['samples']['test']}, categories hidden in {hide:.0%} "
+                                    f"of input events{', text blanked' if blank_text else ''}"))
     if json_out:
         json_out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
 
@@ -363,12 +383,12 @@ def bench_inference_cmd(checkpoints, data_file, users, reps) -> None:
     import torch
 
     from model.bench import bench_checkpoint
-    from model.train import load_histories, read_jsonl
+    from model.training.data import load_histories, read_jsonl
 
     if data_file:
         lines = read_jsonl(data_file)
     else:
-        from model.synthetic import generate
+        from model.datasets.synthetic import generate
 
         lines = [json.dumps(e, ensure_ascii=False) for e in generate(users * 20, users, seed=5)[1]]
     histories, _ = load_histories(lines)

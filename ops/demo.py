@@ -12,9 +12,10 @@ import click
 from tqdm import tqdm
 
 from model.latest import latest_version
-from model.synthetic import generate
+from model.datasets.synthetic import generate
 from model.taxonomy import Taxonomy
-from model.train import TrainConfig, load_histories, summary, train
+from model.training.data import load_histories
+from model.training.trainer import TrainConfig, summary, train
 from ops.broker import EmbeddedBroker
 from ops.clients import producer, publish_events, publish_items, read_topic
 from ops.process import WorkerProcess

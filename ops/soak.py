@@ -255,7 +255,7 @@ def run_soak(cycles: int = 3, workers: int = 2, events: int = 6000, users: int =
     """The whole soak; returns the summary (its COUNTS are all 0 when nothing went wrong)."""
     from kafka import KafkaProducer
 
-    from model.synthetic import generate
+    from model.datasets.synthetic import generate
     from ops.broker import EmbeddedBroker, free_port
     from ops.clients import publish_items
     from streams.settings import Settings

@@ -8,7 +8,7 @@ from collections import Counter, defaultdict
 
 import pytest
 
-from model.synthetic import generate
+from model.datasets.synthetic import generate
 from ops.clients import producer, publish_events, publish_items
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(300)]

@@ -6,7 +6,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from model.synthetic import generate
+from model.datasets.synthetic import generate
 from state.event import MAX_TS_MS, REJECTION_CODES, Rejected, iso_ms, json_schema, parse_event
 
 NOW = 1_795_000_000_000  # a fixed "now" (2026-11) for the future-timestamp check

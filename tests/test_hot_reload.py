@@ -7,9 +7,10 @@ from collections import Counter
 import pytest
 
 from model.latest import point_latest
-from model.synthetic import generate
+from model.datasets.synthetic import generate
 from model.taxonomy import Taxonomy
-from model.train import TrainConfig, load_histories, train
+from model.training.data import load_histories
+from model.training.trainer import TrainConfig, train
 from ops.clients import producer, publish_events, publish_items
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(300)]

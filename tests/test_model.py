@@ -10,9 +10,10 @@ from model.checkpoint import load_checkpoint
 from model.encoders import HFEncoder
 from model.latest import CheckpointError, latest_version
 from model.learned import LearnedModel
-from model.synthetic import generate
+from model.datasets.synthetic import generate
 from model.taxonomy import LAYERS, Taxonomy
-from model.train import TrainConfig, evaluate_checkpoint, load_histories, train
+from model.training.data import load_histories
+from model.training.trainer import TrainConfig, evaluate_checkpoint, train
 from state.event import Item
 from state.items import ItemIndex
 

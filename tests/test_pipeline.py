@@ -8,7 +8,7 @@ from collections import Counter
 import pytest
 from kafka import KafkaProducer
 
-from model.synthetic import generate
+from model.datasets.synthetic import generate
 from model.documents import encode, scrub_bytes
 from ops.clients import producer, publish_events, publish_items
 from streams.topics import partition_for

@@ -7,7 +7,7 @@ from collections import defaultdict
 
 import pytest
 
-from model.synthetic import generate
+from model.datasets.synthetic import generate
 from ops.clients import producer, publish_events, publish_items
 from ops.soak import BIG_WINDOWS, check_windows, version_regressions
 

@@ -1,35 +1,37 @@
-"""The offline trainer: events -> forecast samples -> (LM pre-training) -> layered model -> checkpoint.
+"""The offline trainer: events -> forecast samples -> categorizer -> (LM pre-training) -> layered
+model -> scored against the yardsticks on held-out users -> checkpoint.
 
-Each user's history is cut at several moments: the input is the window before the cut, the
-target each layer's category distribution in its horizon after it. Users are split into
-train / validation / test, so test users are never seen in training. The counting baseline's
-prior and smoothing are fitted on the same train / validation users, and both are scored on
-the test users.
+Each user's history is cut at several moments (model/training/samples.py). Users are split into
+train / validation / test, so test users are never seen in training. The per-event categorizer
+learns from the training users' labelled events; the yardsticks are tuned on validation users;
+everything is scored on the test users, with paired bootstrap intervals.
 """
 from __future__ import annotations
 
 import json
 import logging
 import random
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Optional
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
+from model.categories import Infer
+from model.categorizer import cached, train_categorizer
 from model.checkpoint import save_checkpoint
 from model.encoders import ScratchGPT2Encoder, TextEncoder, build_encoder
-from model.entry import make_entry
-from model.evaluate import compare, format_table, normalise, tune_alpha
-from model.features import featurize, future_targets, own_horizon
-from model.profile import Horizons, smoothed
+from model.features import featurize
+from model.profile import Horizons
 from model.taxonomy import LAYERS, Taxonomy
+from model.training.data import Histories, blank_text, hide_categories
+from model.training.evaluate import compare, format_table, normalise
+from model.training.samples import Sample, make_samples, split_users, stack_targets
+from model.training.yardsticks import Yardsticks
 from model.user_model import LayeredInterestModel, ModelConfig, batch_tensors
-from state.event import Item, Rejected, parse_event
-from state.items import ItemIndex
-from state.window import Entry
 
 log = logging.getLogger(__name__)
 
@@ -50,74 +52,8 @@ class TrainConfig:
     epochs: int = 20
     patience: int = 3
     lm_epochs: int = 3
+    hide_categories: float = 0.0  # fraction of input events whose categories are hidden (per seed)
     progress: bool = True
-
-
-@dataclass
-class Sample:
-    user: str
-    window: list[Entry]
-    targets: dict[str, np.ndarray]
-
-
-def load_histories(lines: Iterable[str], items: Optional[ItemIndex] = None, max_text_chars: int = 512
-                   ) -> tuple[dict[str, list[Entry]], int]:
-    """Valid events by user, as window entries sorted by time; and how many lines were invalid."""
-    items = items or ItemIndex()
-    users: dict[str, list[Entry]] = {}
-    seen: set[str] = set()
-    invalid = 0
-    for line in lines:
-        if not line.strip():
-            continue
-        try:
-            event = parse_event(line.encode("utf-8"), max_future_s=float("inf"))
-        except Rejected:
-            invalid += 1
-            continue
-        if event.event_id in seen:
-            continue
-        seen.add(event.event_id)
-        users.setdefault(event.user_id, []).append(make_entry(event, items, max_text_chars))
-    for entries in users.values():
-        entries.sort(key=lambda e: e.ts)
-    return users, invalid
-
-
-def load_items(lines: Iterable[str]) -> ItemIndex:
-    index = ItemIndex()
-    for line in lines:
-        if line.strip():
-            index.put(Item.model_validate_json(line))
-    return index
-
-
-def make_samples(histories: dict[str, list[Entry]], taxonomy: Taxonomy, horizons: Horizons,
-                 cfg: TrainConfig, rng: random.Random) -> list[Sample]:
-    samples = []
-    for user in sorted(histories):
-        entries = histories[user]
-        if len(entries) <= cfg.min_history:
-            continue
-        positions = list(range(cfg.min_history, len(entries)))
-        if len(positions) > cfg.cuts_per_user:
-            positions = sorted(rng.sample(positions, cfg.cuts_per_user))
-        for i in positions:
-            targets = future_targets(entries[i:], entries[i - 1].ts, taxonomy, horizons)
-            if any(t.sum() > 0 for t in targets.values()):
-                samples.append(Sample(user, entries[max(0, i - cfg.max_events):i], targets))
-    return samples
-
-
-def split_users(users: list[str], rng: random.Random, val: float = 0.15, test: float = 0.15):
-    users = sorted(users)
-    rng.shuffle(users)
-    n_test, n_val = int(len(users) * test), int(len(users) * val)
-    return set(users[n_test + n_val:]), set(users[n_test:n_test + n_val]), set(users[:n_test])
-
-
-def _stack(samples: list[Sample]) -> dict[str, np.ndarray]:
-    return {layer: np.stack([s.targets[layer] for s in samples]) for layer in LAYERS}
 
 
 def soft_cross_entropy(log_probs: dict[str, torch.Tensor], targets: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -136,6 +72,7 @@ class Trainer:
         self.taxonomy, self.horizons, self.cfg, self.device = taxonomy, horizons, cfg, device
         self.encoder: Optional[TextEncoder] = None
         self.model: Optional[LayeredInterestModel] = None
+        self.infer: Optional[Infer] = None  # the categorizer, for entries that name no categories
         self.frozen_vectors: dict[str, np.ndarray] = {}
 
     def _vectors(self, texts: list[str]) -> torch.Tensor:
@@ -178,11 +115,11 @@ class Trainer:
         return losses
 
     def _forward(self, samples: list[Sample]) -> dict[str, torch.Tensor]:
-        batch = featurize([s.window for s in samples], self.taxonomy, self.horizons, self.cfg.max_events)
+        batch = featurize([s.window for s in samples], self.taxonomy, self.horizons, self.cfg.max_events, self.infer)
         return self.model(self._vectors(batch.texts), batch_tensors(batch, self.device))
 
     def _targets(self, samples: list[Sample]) -> dict[str, torch.Tensor]:
-        return {k: torch.from_numpy(v).float().to(self.device) for k, v in _stack(samples).items()}
+        return {k: torch.from_numpy(v).float().to(self.device) for k, v in stack_targets(samples).items()}
 
     @torch.no_grad()
     def predict(self, samples: list[Sample]) -> dict[str, np.ndarray]:
@@ -204,22 +141,21 @@ class Trainer:
         return total / len(samples)
 
     @torch.no_grad()
-    def fit_blend(self, val: list[Sample], grid=(0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)) -> dict[str, float]:
-        """Per layer, the log-linear blend of model and tuned baseline with the lowest validation
-        cross-entropy: where the model has learned nothing for a layer, it falls back to the baseline."""
+    def fit_blend(self, val: list[Sample], baseline: dict[str, np.ndarray],
+                  grid=(0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)) -> dict[str, float]:
+        """Per layer, the log-linear blend of model and tuned baseline (`baseline`: its validation
+        probabilities) with the lowest validation cross-entropy: where the model has learned nothing
+        for a layer, it falls back to the baseline."""
         for layer in LAYERS:
             getattr(self.model, f"blend_{layer}").fill_(1.0)
         model_lp = {k: np.log(np.clip(v, 1e-12, 1)) for k, v in self.predict(val).items()}
-        past = own_horizon(featurize([s.window for s in val], self.taxonomy, self.horizons, self.cfg.max_events).past)
-        targets = _stack(val)
+        targets = stack_targets(val)
         chosen = {}
         for layer in LAYERS:
             keep, t = normalise(targets[layer])
             if not keep.any():
                 continue  # nothing to fit on: the model alone
-            prior = getattr(self.model, f"prior_{layer}").cpu().numpy()
-            alpha = float(getattr(self.model, f"alpha_{layer}"))
-            base_lp = np.log(smoothed(past[layer][keep], prior, alpha))
+            base_lp = np.log(np.clip(baseline[layer][keep], 1e-12, 1))
 
             def cross_entropy(beta: float) -> float:
                 z = beta * model_lp[layer][keep] + (1 - beta) * base_lp
@@ -265,95 +201,109 @@ class Trainer:
         return history
 
 
-def train(histories: dict[str, list[Entry]], taxonomy: Taxonomy, out: Path, cfg: TrainConfig,
+def prepare(histories: Histories, taxonomy: Taxonomy, horizons: Horizons, cfg: TrainConfig, blank: bool = False):
+    """(train, validation, test samples, the training users' labelled entries): the split and the
+    inputs as the protocol says (categories hidden in `cfg.hide_categories` of the events, text
+    blanked with `blank`); targets always come from the labels events really carry."""
+    rng = random.Random(cfg.seed)
+    train_users, val_users, test_users = split_users(list(histories), rng)
+    inputs = hide_categories(histories, cfg.hide_categories, cfg.seed)
+    if blank:
+        inputs = blank_text(inputs)
+    samples = make_samples(histories, inputs, taxonomy, horizons, cfg.cuts_per_user, cfg.min_history,
+                           cfg.max_events, rng)
+    parts = [[s for s in samples if s.user in users] for users in (train_users, val_users, test_users)]
+    if not all(parts):
+        raise ValueError(f"too little data: {', '.join(str(len(p)) for p in parts)} train/validation/test samples "
+                         f"from {len(histories)} users; need users with more than {cfg.min_history} events")
+    labelled = [e for u in sorted(train_users) for e in histories[u]]
+    return (*parts, labelled)
+
+
+def train(histories: Histories, taxonomy: Taxonomy, out: Path, cfg: TrainConfig,
           horizons: Horizons = Horizons(), device: Optional[torch.device] = None) -> tuple[Path, dict]:
-    """Train, evaluate on held-out users against the tuned baseline, write a checkpoint."""
+    """Train, evaluate on held-out users against the yardsticks, write a checkpoint."""
+    started = time.monotonic()
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     device = device or torch.device("cpu")
-    rng = random.Random(cfg.seed)
-    train_users, val_users, test_users = split_users(list(histories), rng)
-    samples = make_samples(histories, taxonomy, horizons, cfg, rng)
-    train_s = [s for s in samples if s.user in train_users]
-    val_s = [s for s in samples if s.user in val_users]
-    test_s = [s for s in samples if s.user in test_users]
-    if not (train_s and val_s and test_s):
-        raise ValueError(f"too little data: {len(train_s)} train, {len(val_s)} validation, {len(test_s)} test "
-                         f"samples from {len(histories)} users; need users with > {cfg.min_history} events")
+    say = (lambda m: log.info(m)) if cfg.progress else (lambda m: None)
+    train_s, val_s, test_s, labelled = prepare(histories, taxonomy, horizons, cfg)
+    say(f"samples: {len(train_s)} train, {len(val_s)} validation, {len(test_s)} test")
 
-    # The baseline: global prior from training targets, smoothing tuned on validation users.
-    train_targets = _stack(train_s)
-    prior = {layer: (train_targets[layer].sum(0) + 1e-3) / (train_targets[layer].sum() + 1e-3 * train_targets[layer].shape[1])
-             for layer in LAYERS}
-    past = {name: own_horizon(featurize([s.window for s in part], taxonomy, horizons, cfg.max_events).past)
-            for name, part in (("val", val_s), ("test", test_s))}
-    val_targets = _stack(val_s)
-    alpha = {layer: tune_alpha(past["val"][layer], val_targets[layer], prior[layer]) for layer in LAYERS}
+    categorizer = train_categorizer(labelled, taxonomy, seed=cfg.seed,
+                                    progress=lambda e, n: say(f"categorizer epoch {e}/{n}"))
+    infer = cached(categorizer.predict)
+    yardsticks = Yardsticks.fit(labelled, train_s, val_s, taxonomy, horizons, infer, cfg.seed)
+    say("yardsticks tuned on validation users")
 
     trainer = Trainer(taxonomy, horizons, cfg, device)
+    trainer.infer = infer
     texts = sorted({e.text for s in train_s for e in s.window if e.text})
     arch = {} if cfg.encoder.startswith("hf:") else {"dim": cfg.text_dim}
     trainer.encoder = build_encoder(cfg.encoder, texts, **arch)
     lm_losses = trainer.pretrain_lm(texts) if isinstance(trainer.encoder, ScratchGPT2Encoder) else []
     if not trainer.encoder.trainable:
-        trainer._freeze_vectors(sorted({e.text for s in samples for e in s.window if e.text}))
+        trainer._freeze_vectors(sorted({e.text for part in (train_s, val_s, test_s) for s in part
+                                        for e in s.window if e.text}))
     model_config = ModelConfig(
         n_labels={layer: len(taxonomy.labels[layer]) for layer in LAYERS}, text_dim=trainer.encoder.dim,
-        prior={layer: prior[layer].tolist() for layer in LAYERS}, alpha=alpha, d_model=cfg.d_model,
+        prior={layer: yardsticks.prior[layer].tolist() for layer in LAYERS},
+        baseline={layer: asdict(yardsticks.baseline[layer]) for layer in LAYERS}, d_model=cfg.d_model,
         layers=cfg.layers, heads=cfg.heads, max_events=cfg.max_events)
     trainer.model = LayeredInterestModel(model_config, encoder=trainer.encoder).to(device)
     initial_val = trainer.loss(val_s)
     history = trainer.fit(train_s, val_s)
-    blend = trainer.fit_blend(val_s)
+    blend = trainer.fit_blend(val_s, yardsticks.probs(val_s)["baseline"])
 
-    result = compare(trainer.predict(test_s), past["test"], _stack(test_s), prior, alpha)
+    probs = {"model": trainer.predict(test_s), **yardsticks.probs(test_s)}
+    result = compare(probs, stack_targets(test_s), np.array([s.user for s in test_s]), seed=cfg.seed)
     metrics = {
         **result,
         "encoder": cfg.encoder,
-        "users": {"train": len(train_users), "validation": len(val_users), "test": len(test_users)},
+        "hidden_categories": cfg.hide_categories,
+        "users": {"train": len({s.user for s in train_s}), "validation": len({s.user for s in val_s}),
+                  "test": len({s.user for s in test_s})},
         "samples": {"train": len(train_s), "validation": len(val_s), "test": len(test_s)},
-        "baseline_alpha": alpha,
+        "baseline_params": {layer: asdict(p) for layer, p in yardsticks.baseline.items()},
+        "text_baseline_params": {layer: asdict(p) for layer, p in yardsticks.text_params.items()},
         "blend": blend,
         "initial_validation_loss": initial_val,
         "history": history,
         "lm_losses": lm_losses,
+        "train_seconds": round(time.monotonic() - started, 1),
         "config": asdict(cfg),
     }
-    path = save_checkpoint(out, trainer.model, trainer.encoder, taxonomy, horizons, metrics)
+    path = save_checkpoint(out, trainer.model, trainer.encoder, categorizer, taxonomy, horizons, metrics)
     return path, metrics
 
 
-def read_jsonl(path: Path) -> list[str]:
-    return Path(path).read_text(encoding="utf-8").splitlines()
-
-
 def summary(metrics: dict) -> str:
-    return format_table(metrics, f"test users: {metrics['users']['test']}, samples: {metrics['samples']['test']}")
+    title = (f"test users: {metrics['users']['test']}, samples: {metrics['samples']['test']}, "
+             f"categories hidden in {metrics.get('hidden_categories', 0):.0%} of input events")
+    return format_table(metrics, title)
 
 
-def evaluate_checkpoint(directory: Path, histories: dict[str, list[Entry]]) -> dict:
-    """Re-score a checkpoint on the test users of `histories` (the split its seed made)."""
+def evaluate_checkpoint(directory: Path, histories: Histories, hide: float = 0.0, blank: bool = False) -> dict:
+    """Score a checkpoint on the test users of `histories` (the split its seed makes), against
+    yardsticks tuned on that data's validation users; `hide` and `blank` as in training."""
     from model.learned import LearnedModel
 
     learned = LearnedModel(directory, device=torch.device("cpu"))
     metrics = json.loads((Path(directory) / "metrics.json").read_text())
-    cfg = TrainConfig(**{**metrics["config"], "progress": False})
-    rng = random.Random(cfg.seed)
-    _, _, test_users = split_users(list(histories), rng)
-    samples = [s for s in make_samples(histories, learned.taxonomy, learned.horizons, cfg, rng) if s.user in test_users]
-    if not samples:
-        raise ValueError("no test samples: is this the data the checkpoint was trained on?")
-    probs = {layer: [] for layer in LAYERS}
-    for i in range(0, len(samples), 256):
-        for dists in learned.predict([s.window for s in samples[i:i + 256]]):
+    cfg = TrainConfig(**{**metrics["config"], "progress": False, "hide_categories": hide})
+    train_s, val_s, test_s, labelled = prepare(histories, learned.taxonomy, learned.horizons, cfg, blank)
+    yardsticks = Yardsticks.fit(labelled, train_s, val_s, learned.taxonomy, learned.horizons, learned.infer,
+                                cfg.seed)
+    model = {layer: [] for layer in LAYERS}
+    for i in range(0, len(test_s), 256):
+        for dists in learned.predict([s.window for s in test_s[i:i + 256]]):
             for layer in LAYERS:
-                probs[layer].append(dists[layer])
-    mc = learned.model.config
-    past = own_horizon(featurize([s.window for s in samples], learned.taxonomy, learned.horizons, cfg.max_events).past)
-    prior = {layer: np.array(mc.prior[layer]) for layer in LAYERS}
-    result = compare({k: np.stack(v) for k, v in probs.items()}, past, _stack(samples), prior, mc.alpha)
-    result["users"] = {"test": len(test_users)}
-    result["samples"] = {"test": len(samples)}
+                model[layer].append(dists[layer])
+    probs = {"model": {k: np.stack(v) for k, v in model.items()}, **yardsticks.probs(test_s)}
+    result = compare(probs, stack_targets(test_s), np.array([s.user for s in test_s]), seed=cfg.seed)
+    result.update(users={"test": len({s.user for s in test_s})}, samples={"test": len(test_s)},
+                  hidden_categories=hide, blank_text=blank)
     return result
