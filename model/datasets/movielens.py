@@ -12,12 +12,11 @@ rarest one (the most specific). Event text is the title only: genre words would 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import zipfile
 from collections import Counter
 from pathlib import Path
 
+from model.datasets import wheels
 from model.taxonomy import Taxonomy
 
 WHEEL = "recbole==1.2.1"
@@ -43,15 +42,7 @@ def taxonomy() -> Taxonomy:
 
 
 def fetch_wheel(cache: Path) -> Path:
-    cache.mkdir(parents=True, exist_ok=True)
-    found = sorted(cache.glob("recbole-1.2.1-*.whl"))
-    if not found:
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", str(cache), WHEEL],
-                       check=True)
-        found = sorted(cache.glob("recbole-1.2.1-*.whl"))
-    if not found:
-        raise FileNotFoundError(f"pip download {WHEEL} left no wheel in {cache}")
-    return found[0]
+    return wheels.fetch_wheel(WHEEL, "recbole-1.2.1-*.whl", cache)
 
 
 def _rows(z: zipfile.ZipFile, suffix: str) -> list[list[str]]:

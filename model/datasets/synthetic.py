@@ -45,10 +45,10 @@ def make_catalog(taxonomy: Taxonomy, rng: random.Random, per_category: int = 12)
     return items
 
 
-def _make_user(i: int, taxonomy: Taxonomy, rng: random.Random) -> _User:
-    deep = taxonomy.labels["deep"]
-    core = rng.sample(deep, k=rng.choice([1, 1, 2]))
-    surfaces = [s for s in taxonomy.labels["surface"] if taxonomy.path(s)[0] in core]
+def _make_user(i: int, taxonomy: Taxonomy, catalogued: list[str], rng: random.Random) -> _User:
+    deep = sorted({taxonomy.path(s)[0] for s in catalogued})
+    core = rng.sample(deep, k=min(len(deep), rng.choice([1, 1, 2])))
+    surfaces = [s for s in catalogued if taxonomy.path(s)[0] in core]
     picked = rng.sample(surfaces, k=min(len(surfaces), rng.randint(2, 4)))
     habits = {s: rng.uniform(0.5, 2.0) for s in picked}
     return _User(f"u{i:05d}", habits, core)
@@ -68,18 +68,20 @@ def generate(
     days: float = 60.0,
     item_only_share: float = 0.2,
     unlabelled_share: float = 0.1,
+    items: Optional[list[dict]] = None,
 ) -> tuple[list[dict], list[dict]]:
-    """(catalogue items, events sorted by time). Deterministic for a seed and `end_ms`."""
+    """(catalogue items, events sorted by time). Deterministic for a seed and `end_ms`.
+    `items`: a real catalogue (item_id, title, categories, attrs.price) to read instead of made-up titles."""
     taxonomy = taxonomy or Taxonomy.load()
     rng = random.Random(seed)
     end_ms = end_ms if end_ms is not None else int(time.time() * 1000)
     start_ms = end_ms - int(days * 86400_000)
-    items = make_catalog(taxonomy, rng)
+    items = items if items is not None else make_catalog(taxonomy, rng)
     by_surface: dict[str, list[dict]] = {}
     for item in items:
         by_surface.setdefault(item["categories"][2], []).append(item)
-    users = [_make_user(i, taxonomy, rng) for i in range(n_users)]
-    all_surfaces = taxonomy.labels["surface"]
+    all_surfaces = [s for s in taxonomy.labels["surface"] if s in by_surface]
+    users = [_make_user(i, taxonomy, all_surfaces, rng) for i in range(n_users)]
 
     # Spread the events over users unevenly (a few heavy users, many light ones).
     weights = [rng.paretovariate(1.5) for _ in users]
