@@ -21,11 +21,13 @@ def _grams(tokens: Sequence[str]) -> list[str]:
 
 
 class TextBaseline:
-    def __init__(self, taxonomy: Taxonomy, max_texts: int = 200_000, seed: int = 0):
+    def __init__(self, taxonomy: Taxonomy, max_texts: int = 100_000, max_features: int = 20_000, seed: int = 0):
         self.taxonomy = taxonomy
         self.max_texts = max_texts
         self.seed = seed
-        self.vectorizer = TfidfVectorizer(analyzer=_grams, sublinear_tf=True, min_df=1)
+        # The most frequent n-grams only: the weights are features x labels, and a taxonomy of a
+        # thousand surface labels over an unbounded vocabulary would not fit in memory.
+        self.vectorizer = TfidfVectorizer(analyzer=_grams, sublinear_tf=True, max_features=max_features)
         self.classifiers: dict[str, LogisticRegression] = {}
         self.cache: dict[str, dict[str, np.ndarray]] = {}
 
@@ -45,7 +47,7 @@ class TextBaseline:
         for layer in LAYERS:
             y = rows[layer].argmax(1)[known[layer]]
             if len(set(y)) >= 2:
-                clf = LogisticRegression(max_iter=200, C=4.0)
+                clf = LogisticRegression(max_iter=100, C=4.0)
                 self.classifiers[layer] = clf.fit(x[known[layer]], y)
         return self
 
