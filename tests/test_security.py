@@ -66,6 +66,8 @@ def test_sasl_and_tls_settings_reach_every_client(monkeypatch):
     assert (creds.username, creds.password, creds.mechanism.value) == ("strata", "pw", "SCRAM-SHA-512")
     assert creds.ssl_context is not None
     assert broker.aiokafka()["sasl_mechanism"] == "SCRAM-SHA-512"
+    eos = faust_app(Settings.from_env(**SASL, processing_guarantee="exactly_once")).conf
+    assert eos.processing_guarantee.value == "exactly_once" and eos.web_bind == "127.0.0.1"
 
 
 def test_bad_security_settings_name_the_variable():

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from model.categories import Infer
+from model.categories import Infer, known_labels
 from model.categorizer import cached, train_categorizer
 from model.checkpoint import save_checkpoint
 from model.encoders import ScratchGPT2Encoder, TextEncoder, build_encoder
@@ -220,6 +220,17 @@ def prepare(histories: Histories, taxonomy: Taxonomy, horizons: Horizons, cfg: T
     return (*parts, labelled)
 
 
+def categorizer_accuracy(categorizer, entries: list, taxonomy: Taxonomy) -> dict[str, float]:
+    """Top-1 accuracy per layer of the categorizer on labelled events of held-out users."""
+    labelled = [e for e in entries if e.cats and e.tokens]
+    if not labelled:
+        return {}
+    probs = categorizer.predict(labelled)
+    rows, known = known_labels(labelled, taxonomy)
+    return {layer: round(float(np.mean(probs[layer].argmax(1)[known[layer]] == rows[layer].argmax(1)[known[layer]])), 4)
+            for layer in LAYERS if known[layer].any()}
+
+
 def train(histories: Histories, taxonomy: Taxonomy, out: Path, cfg: TrainConfig,
           horizons: Horizons = Horizons(), device: Optional[torch.device] = None) -> tuple[Path, dict]:
     """Train, evaluate on held-out users against the yardsticks, write a checkpoint."""
@@ -259,6 +270,7 @@ def train(histories: Histories, taxonomy: Taxonomy, out: Path, cfg: TrainConfig,
     blend = trainer.fit_blend(val_s, yardsticks.probs(val_s)["baseline"])
 
     probs = {"model": trainer.predict(test_s), **yardsticks.probs(test_s)}
+    test_users = {s.user for s in test_s}
     result = compare(probs, stack_targets(test_s), np.array([s.user for s in test_s]), seed=cfg.seed)
     metrics = {
         **result,
@@ -267,6 +279,8 @@ def train(histories: Histories, taxonomy: Taxonomy, out: Path, cfg: TrainConfig,
         "users": {"train": len({s.user for s in train_s}), "validation": len({s.user for s in val_s}),
                   "test": len({s.user for s in test_s})},
         "samples": {"train": len(train_s), "validation": len(val_s), "test": len(test_s)},
+        "categorizer_accuracy": categorizer_accuracy(categorizer, [e for u in sorted(test_users)
+                                                                   for e in histories[u]], taxonomy),
         "baseline_params": {layer: asdict(p) for layer, p in yardsticks.baseline.items()},
         "text_baseline_params": {layer: asdict(p) for layer, p in yardsticks.text_params.items()},
         "blend": blend,
