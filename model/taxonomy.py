@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Optional, Union
+from typing import Union
 
 LAYERS = ("surface", "middle", "deep")
 # The order of an event's (or item's) category path, and each layer's position in it.

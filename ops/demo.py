@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 from tqdm import tqdm
 
-from model.latest import latest_version
 from model.datasets.synthetic import generate
+from model.latest import latest_version
 from model.taxonomy import Taxonomy
 from model.training.data import load_histories
 from model.training.trainer import TrainConfig, summary, train

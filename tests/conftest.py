@@ -67,6 +67,22 @@ class Cluster:
                              + "\n".join(w.log_tail(15) for w in self.workers))
 
 
+def generated_histories(n_events: int, n_users: int, seed: int) -> dict:
+    """Generated events as training histories, items resolved through the catalogue."""
+    from model.datasets.synthetic import generate
+    from model.training.data import load_histories
+    from state.event import Item
+    from state.items import ItemIndex
+
+    items, events = generate(n_events, n_users, seed=seed, end_ms=1_790_000_000_000)
+    index = ItemIndex()
+    for i in items:
+        index.put(Item.model_validate(i))
+    histories, invalid = load_histories([json.dumps(e, ensure_ascii=False) for e in events], index)
+    assert invalid == 0
+    return histories
+
+
 @pytest.fixture
 def cluster(tmp_path):
     with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:

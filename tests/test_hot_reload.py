@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from model.latest import point_latest
 from model.datasets.synthetic import generate
+from model.latest import point_latest
 from model.taxonomy import Taxonomy
 from model.training.data import load_histories
 from model.training.trainer import TrainConfig, train

@@ -5,17 +5,14 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from conftest import generated_histories
 
 from model.checkpoint import load_checkpoint
 from model.encoders import HFEncoder
 from model.latest import CheckpointError, latest_version
 from model.learned import LearnedModel
-from model.datasets.synthetic import generate
 from model.taxonomy import LAYERS, Taxonomy
-from model.training.data import load_histories
 from model.training.trainer import TrainConfig, evaluate_checkpoint, train
-from state.event import Item
-from state.items import ItemIndex
 
 pytestmark = pytest.mark.timeout(300)
 TINY = dict(d_model=16, text_dim=16, heads=2, cuts_per_user=4, max_events=32, batch_size=32, epochs=3,
@@ -24,13 +21,7 @@ TINY = dict(d_model=16, text_dim=16, heads=2, cuts_per_user=4, max_events=32, ba
 
 @pytest.fixture(scope="module")
 def histories():
-    items, events = generate(3000, 120, seed=4, end_ms=1_790_000_000_000)
-    index = ItemIndex()
-    for i in items:
-        index.put(Item.model_validate(i))
-    h, invalid = load_histories([json.dumps(e, ensure_ascii=False) for e in events], index)
-    assert invalid == 0
-    return h
+    return generated_histories(3000, 120, seed=4)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import generated_histories
 
 from model.categories import distributions
 from model.categorizer import cached, train_categorizer
@@ -17,19 +18,13 @@ from model.training.data import hide_categories, load_histories
 from model.training.evaluate import paired_bootstrap, tune_baseline
 from model.training.trainer import TrainConfig, prepare
 from ops.cli import cli
-from state.event import Item
-from state.items import ItemIndex
 
 pytestmark = pytest.mark.timeout(300)
 
 
 @pytest.fixture(scope="module")
 def data():
-    items, events = generate(4000, 160, seed=7, end_ms=1_790_000_000_000)
-    index = ItemIndex()
-    for i in items:
-        index.put(Item.model_validate(i))
-    histories, _ = load_histories([json.dumps(e, ensure_ascii=False) for e in events], index)
+    histories = generated_histories(4000, 160, seed=7)
     users = sorted(histories)
     train = [e for u in users[:120] for e in histories[u]]
     held_out = [e for u in users[120:] for e in histories[u] if e.cats and e.tokens]
