@@ -48,6 +48,13 @@ def distributions(entries: Sequence[Entry], taxonomy: Taxonomy, infer: Optional[
                   ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """(rows per layer [N, C], inferred per layer [N] bool). Without `infer`, unknown rows stay 0."""
     rows, known = known_labels(entries, taxonomy)
+    # A level the path does not name (or names wrongly) above one it does is that label's ancestor.
+    for upper, lower in reversed(list(zip(PATH, PATH[1:]))):
+        for i in np.nonzero(known[lower] & ~known[upper])[0]:
+            parent = taxonomy.parent[taxonomy.labels[lower][rows[lower][i].argmax()]]
+            rows[upper][i] = 0.0
+            rows[upper][i, taxonomy.index[upper][parent]] = 1.0
+            known[upper][i] = True
     inferred = {layer: np.zeros(len(entries), dtype=bool) for layer in LAYERS}
     todo = [i for i in range(len(entries)) if not all(known[layer][i] for layer in LAYERS)]
     if infer is None or not todo:

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import unicodedata
 from typing import Optional
 
 import numpy as np
@@ -64,9 +66,23 @@ def recommendations_document(user_id: str, profile_version: int, model_version: 
             "model_version": model_version, "items": items}
 
 
-def scrub_bytes(raw: bytes) -> bytes:
-    """PII scrubbed out of bytes that may not be UTF-8: undecodable bytes pass through untouched."""
-    return scrub(raw.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
+
+
+def _unescape(match: re.Match) -> str:
+    code = int(match.group(1), 16)
+    return match.group(0) if 0xD800 <= code <= 0xDFFF else chr(code)
+
+
+def scrub_bytes(raw: bytes, bound: Optional[int] = None) -> bytes:
+    """PII scrubbed out of bytes that may not be UTF-8 (undecodable bytes pass through untouched):
+    seen as NFKC text with JSON \\u escapes resolved, so neither full-width digits nor escaped
+    characters hide a phone number; scrubbed before the cut to `bound` bytes, with a margin."""
+    if bound is not None:
+        raw = raw[:bound + 256]
+    text = _JSON_ESCAPE.sub(_unescape, unicodedata.normalize("NFKC", raw.decode("utf-8", "surrogateescape")))
+    out = scrub(text).encode("utf-8", "surrogateescape")
+    return out[:bound] if bound is not None else out
 
 
 def internal(exc: BaseException) -> Rejection:
@@ -85,12 +101,14 @@ def dlq_document(rejection: Rejection, topic: str, partition: int, offset: int, 
         "error": {"code": rejection.code, "message": scrub(rejection.message[:MAX_DLQ_MESSAGE_CHARS]),
                   "field": rejection.field},
         "source": {"topic": topic, "partition": partition, "offset": offset},
-        "raw": base64.b64encode(scrub_bytes(raw[:raw_bound])).decode("ascii"),
+        "raw": base64.b64encode(scrub_bytes(raw, raw_bound)).decode("ascii"),
         "raw_bytes": len(raw),
         "at": iso_ms(now_ms),
     }
 
 
 def dlq_key(key: Optional[bytes]) -> bytes:
-    """The rejected record's key, cut like its payload; a record without a key gets the empty key."""
-    return (key or b"")[:MAX_DLQ_KEY_BYTES]
+    """The rejected record's key, cut like its payload; a record without a key gets the empty key,
+    and a key in Faust's reserved space (its RocksDB bookkeeping) is prefixed out of it."""
+    key = (key or b"")[:MAX_DLQ_KEY_BYTES]
+    return b"#" + key if key.startswith(b"__faust") else key

@@ -105,7 +105,8 @@ def clean(text: str, max_chars: int = 512) -> str:
     sits in the last _MARGIN chars of the scrubbed window; if placeholders shrank the window so
     far that those would land within max_chars, scrub a window twice as long.
     """
-    text = normalise(text)
+    # NFKC expands a character to at most 18: a generous prefix is all a cut text can come from.
+    text = normalise(text[: 18 * (max_chars + 4 * _MARGIN)])
     window = max_chars + _MARGIN
     while True:
         out = scrub(text[:window])

@@ -11,7 +11,7 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -44,6 +44,10 @@ REJECTION_CODES = frozenset({
 })
 
 
+# A category label: bounded, as every one of them is stored with each event in a window.
+Label = Annotated[str, Field(min_length=1, max_length=128)]
+
+
 class Attrs(BaseModel):
     """Behaviour attributes. Unknown keys are ignored, known ones range-checked."""
 
@@ -72,7 +76,7 @@ class Event(BaseModel):
     item_id: Optional[str] = Field(None, min_length=1, max_length=128)
     text: Optional[str] = Field(None, description="any language; cut to a bound, scrubbed of PII")
     attrs: Attrs = Field(default_factory=Attrs)
-    categories: Optional[list[str]] = Field(
+    categories: Optional[list[Label]] = Field(
         None, min_length=1, max_length=3, description="item category path, deep -> surface"
     )
 
@@ -304,8 +308,8 @@ class Item(BaseModel):
     model_config = ConfigDict(strict=True, extra="ignore")
 
     item_id: str = Field(min_length=1)
-    title: str = ""
-    categories: list[str] = Field(default_factory=list, max_length=3)
+    title: str = Field("", max_length=4096)
+    categories: list[Label] = Field(default_factory=list, max_length=3)
     attrs: dict = Field(default_factory=dict)
 
 

@@ -52,7 +52,9 @@ class Entry:
 
 def dedupe_key(event_id: str) -> str:
     """The id as remembered for dedupe: itself when short ASCII, else a 128-bit hash of it."""
-    if len(event_id) <= MAX_PLAIN_ID_BYTES and event_id.isascii() and not event_id.startswith("#"):
+    # Plain only when JSON writes it byte for byte: printable ASCII, no quote or backslash.
+    if (len(event_id) <= MAX_PLAIN_ID_BYTES and event_id.isascii() and event_id.isprintable()
+            and not any(c in event_id for c in '"\\#')):
         return event_id
     return "#" + hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 

@@ -26,11 +26,15 @@ from streams.topics import partition_for
 
 log = logging.getLogger(__name__)
 SHOWN_KEY_CHARS = 80
+RESERVED_KEY_PREFIX = "__faust\x00"  # Faust's RocksDB stores keep each partition's offset under such a key
 
 
 def check_key(key: Optional[bytes], event: Event) -> None:
-    """User-keyed topics must be keyed by user_id, or the user's events spread over partitions."""
-    if key is None or key.decode("utf-8", "replace") != event.user_id:
+    """User-keyed topics must be keyed by user_id (byte for byte), or the user's events spread over
+    partitions; and no user id may be one of the keys Faust keeps its own bookkeeping under."""
+    if event.user_id.startswith(RESERVED_KEY_PREFIX):
+        raise Rejected(Rejection("invalid_value", f"user_id may not start with {RESERVED_KEY_PREFIX!r}", "user_id"))
+    if key is None or key != event.user_id.encode("utf-8"):
         shown = None if key is None else key[:SHOWN_KEY_CHARS].decode("utf-8", "replace")
         raise Rejected(Rejection("key_mismatch", f"record key {shown!r} is not the event's user_id "
                                  f"{event.user_id[:SHOWN_KEY_CHARS]!r}; key events by user_id", "user_id"))
@@ -127,11 +131,12 @@ def _in_dlq(strata: Strata, message, key: bytes) -> bool:
     """
     with on_partition(strata.app, message.topic, message.partition):
         last = strata.dlq.get(key)
-    if last is None:
+    try:
+        source = json.loads(last)["source"] if last is not None else None
+        return source is not None and (source["topic"], source["partition"]) == (message.topic, message.partition) \
+            and source["offset"] >= message.offset
+    except (ValueError, TypeError, KeyError):  # not a DLQ record of ours: publish
         return False
-    source = json.loads(last)["source"]
-    return (source["topic"], source["partition"]) == (message.topic, message.partition) and \
-        source["offset"] >= message.offset
 
 
 async def publish_refused(strata: Strata, refused: list, now_ms: int) -> Counter:
@@ -139,17 +144,18 @@ async def publish_refused(strata: Strata, refused: list, now_ms: int) -> Counter
     then recorded in the DLQ table once the broker has it (see streams/tables.record_published)."""
     outcomes: Counter[tuple[str, str]] = Counter()
     sent = []
-    for message, rejection in refused:
+    # In offset order per source partition, so the last one recorded per key is the highest.
+    for message, rejection in sorted(refused, key=lambda r: (r[0].topic, r[0].partition, r[0].offset)):
         event_type = strata.event_type_of(message.topic)
         if message.partition not in owned_partitions(strata.app, message.topic):
             continue  # revoked meanwhile: the new owner replays it
-        key = dlq_key(message.key)
-        if _in_dlq(strata, message, key):
-            outcomes[event_type, "duplicate"] += 1
-            continue
-        record = encode(dlq_document(rejection, message.topic, message.partition, message.offset, message.value,
-                                     strata.settings.dlq_raw_bytes, now_ms))
         try:
+            key = dlq_key(message.key)
+            if _in_dlq(strata, message, key):
+                outcomes[event_type, "duplicate"] += 1
+                continue
+            record = encode(dlq_document(rejection, message.topic, message.partition, message.offset, message.value,
+                                         strata.settings.dlq_raw_bytes, now_ms))
             delivery = await strata.dlq_topic.send(key=key, value=record, partition=message.partition, force=True)
         except Exception:  # noqa: BLE001 - a DLQ outage must not stop valid events
             metrics.DLQ_SEND_FAILURES.inc()
@@ -168,7 +174,10 @@ async def publish_refused(strata: Strata, refused: list, now_ms: int) -> Counter
         metrics.REJECTED.labels(rejection.code).inc()
         outcomes[strata.event_type_of(message.topic), "rejected"] += 1
         if message.partition in owned_partitions(strata.app, message.topic):
-            record_published(strata.app, strata.dlq, message.topic, message.partition, key, record, offset)
+            try:
+                record_published(strata.app, strata.dlq, message.topic, message.partition, key, record, offset)
+            except Exception:  # noqa: BLE001 - published; only the dedupe memory missed it
+                log.exception("ingest: recording a published DLQ record failed")
     return outcomes
 
 

@@ -22,6 +22,8 @@ INFERENCE_SECONDS = Histogram(
 )
 ENCODE_CACHE = Counter("strata_encode_cache_total", "Text encodings by cache outcome", ["outcome"])
 PROFILES = Counter("strata_profiles_emitted_total", "Profiles published")
+PROFILE_FAILURES = Counter("strata_profile_failures_total",
+                           "Users the model could not profile (skipped until their next event)")
 PROFILES_SKIPPED = Counter("strata_profiles_skipped_total",
                            "Profiles not published because their partition moved to another worker meanwhile")
 RECOMMENDATIONS = Counter("strata_recommendations_emitted_total", "Recommendation lists published")

@@ -56,10 +56,13 @@ async def _rescan(strata: Strata, partitions: set[int]) -> int:
     for i, (key, raw) in enumerate(strata.windows.items()):
         if i % RESCAN_CHUNK == RESCAN_CHUNK - 1:
             await asyncio.sleep(0)  # a big table must not stall heartbeats and ingest
-        window = Window.decode(raw)
-        if window.partition in partitions and _profiled(strata, key)[1] < window.events_seen:
-            strata.dirty.mark(window.partition, window.user_id)
-            n += 1
+        try:
+            window = Window.decode(raw)
+            if window.partition in partitions and _profiled(strata, key)[1] < window.events_seen:
+                strata.dirty.mark(window.partition, window.user_id)
+                n += 1
+        except Exception:  # noqa: BLE001 - one unreadable record must not stop the rescan
+            log.exception("profiler: skipping an unreadable window during the rescan")
     return n
 
 
@@ -77,9 +80,10 @@ async def _profile_batch(strata: Strata, batch: list[tuple[int, str, float]], to
         raw = strata.windows.get(key)
         window = Window.decode(raw) if raw else None
         if window is not None and window.entries:
+            version = _profiled(strata, key)[0]
             work.append((partition, since))
             windows.append(window)
-            versions.append(_profiled(strata, key)[0])
+            versions.append(version)
     if not work:
         return
     model = strata.slot.model  # one model for the whole batch, even if a reload swaps it meanwhile
@@ -92,18 +96,23 @@ async def _profile_batch(strata: Strata, batch: list[tuple[int, str, float]], to
 
     published = []
     for (partition, since), done in zip(work, results):
-        if partition not in owned_partitions(strata.app, topic):  # revoked meanwhile; the new owner rescans it
+        # Revoked meanwhile, or a rebalance under way (the new owner rescans it).
+        if strata.app.rebalancing or partition not in owned_partitions(strata.app, topic):
             metrics.PROFILES_SKIPPED.inc()
+            strata.dirty.mark(partition, done.user_id, since)
             continue
         key = done.user_id.encode()
         try:
             delivery = await strata.profiles_topic.send(key=key, value=done.profile, partition=partition)
-            await strata.recommendations.send(key=key, value=done.recommendations)
         except Exception:  # noqa: BLE001 - one user's failure must not cost the others their profiles
             log.exception("profiler: publishing the profile of a user on partition %d failed", partition)
             strata.dirty.mark(partition, done.user_id, since)
             continue
-        published.append((partition, since, key, done, delivery))
+        published.append((partition, since, key, done, delivery))  # recorded below, whatever follows
+        try:
+            await strata.recommendations.send(key=key, value=done.recommendations)
+        except Exception:  # noqa: BLE001 - the profile stands; the next profile brings new recommendations
+            log.exception("profiler: publishing recommendations failed")
 
     for partition, since, key, done, delivery in published:
         try:
@@ -120,6 +129,27 @@ async def _profile_batch(strata: Strata, batch: list[tuple[int, str, float]], to
         metrics.EVENT_TO_PROFILE.observe(time.monotonic() - since)
 
 
+async def _one_by_one(strata: Strata, batch: list[tuple[int, str, float]], topic: str) -> None:
+    """After a failed batch: each user alone, so one user the model cannot profile (logged and
+    counted) does not keep the others from their profiles. When every user of a larger batch
+    fails alike, the cause is not theirs: they stay dirty and are tried again next tick.
+    (Broker failures never get here: sends are handled per user.)"""
+    failed = []
+    for user in batch:
+        try:
+            await _profile_batch(strata, [user], topic)
+        except Exception as exc:  # noqa: BLE001
+            failed.append((user, exc))
+    if len(failed) == len(batch) > 1:
+        for partition, user_id, since in batch:
+            strata.dirty.mark(partition, user_id, since)
+        return
+    for (partition, user_id, _), exc in failed:
+        metrics.PROFILE_FAILURES.inc()
+        log.error("profiler: user %r on partition %d cannot be profiled (%s: %s); skipped until their next event",
+                  user_id[:80], partition, type(exc).__name__, exc)
+
+
 def register(strata: Strata) -> None:
     s = strata.settings
     topic = event_topic(s, "browse")
@@ -128,7 +158,8 @@ def register(strata: Strata) -> None:
 
     @strata.app.timer(s.profile_interval_s, name="profiler")
     async def profiler() -> None:
-        if recovery.in_recovery or not recovery.completed.is_set():
+        # Mid-rebalance the assignment and the tables may be stale: profile once it is settled.
+        if strata.app.rebalancing or recovery.in_recovery or not recovery.completed.is_set():
             return
         owned = owned_partitions(strata.app, topic)
         if owned != state.owned:
@@ -146,9 +177,7 @@ def register(strata: Strata) -> None:
             batch = todo[i:i + s.inference_batch]
             try:
                 await _profile_batch(strata, batch, topic)
-            except Exception:
-                # Never lose the users: they stay dirty and are tried again next tick.
-                log.exception("profiler: a batch of %d users failed; retrying next tick", len(batch))
-                for partition, user_id, since in batch:
-                    strata.dirty.mark(partition, user_id, since)
+            except Exception:  # noqa: BLE001
+                log.exception("profiler: a batch of %d users failed; profiling them one by one", len(batch))
+                await _one_by_one(strata, batch, topic)
         metrics.DIRTY_USERS.set(len(strata.dirty))

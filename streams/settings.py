@@ -214,9 +214,15 @@ class Settings:
         if not 0 < self.dlq_raw_bytes <= 256 * 1024:
             raise ValueError(f"STRATA_DLQ_RAW_BYTES={self.dlq_raw_bytes}: must be 1..262144")
         for name in ("partitions", "web_port", "max_event_bytes", "max_text_chars", "window_max_events",
-                     "inference_batch", "ingest_batch"):
+                     "inference_batch", "ingest_batch", "profile_top_k"):
             if getattr(self, name) < 1:
                 raise ValueError(f"STRATA_{name.upper()}={getattr(self, name)}: must be at least 1")
+        for name in ("profile_interval_s", "ingest_within_s", "window_max_age_days", "checkpoint_poll_s",
+                     "dlq_retention_days"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"STRATA_{name.upper()}={getattr(self, name)}: must be above 0")
+        if self.max_future_s < 0 or self.recommendations < 0:
+            raise ValueError("STRATA_MAX_FUTURE_S and STRATA_RECOMMENDATIONS must not be negative")
 
     def security(self) -> KafkaSecurity:
         return KafkaSecurity(self.security_protocol, self.sasl_mechanism, self.sasl_username, self.sasl_password,

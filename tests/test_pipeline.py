@@ -98,7 +98,7 @@ def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
     # The DLQ keeps a bounded copy (8 KiB by default) and the original size.
     by_raw = {base64.b64decode(d["raw"]): d for d in dlq}
     for topic, key, value, code in bad:
-        entry = by_raw[scrub_bytes(value[:8192])]
+        entry = by_raw[scrub_bytes(value, 8192)]
         assert entry["error"]["code"] == code, (value[:60], entry["error"])
         assert entry["error"]["message"] and entry["raw_bytes"] == len(value) and entry["schema_version"] == 1
         assert entry["source"]["topic"] == topic

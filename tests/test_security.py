@@ -126,3 +126,10 @@ def test_a_baseline_worker_does_not_import_torch(tmp_path):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
+def test_dlq_copy_sees_through_escapes_and_full_width_digits():
+    raw = '{"text": "mail li\\u0040example.com or call １３８１２３４５６７８ or \\u0031\\u0033\\u0038\\u0031\\u0032\\u0033\\u0034\\u0035\\u0036\\u0037\\u0038"}'
+    doc = dlq_document(Rejection("bad_json", "x"), "events.browse", 0, 1, raw.encode(), 8192, 0)
+    kept = base64.b64decode(doc["raw"]).decode()
+    assert "example.com" not in kept and "5678" not in kept and kept.count("<PHONE>") == 2

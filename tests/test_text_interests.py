@@ -79,6 +79,15 @@ def test_a_partial_path_confines_what_is_inferred_below_it(data, categorizer):
     assert on <= children and abs(rows["surface"][0].sum() - 1) < 1e-9
 
 
+def test_a_lower_level_names_its_ancestors(data, categorizer):
+    tax = Taxonomy.load()
+    e = data[2][0]
+    wrong_top = replace(e, cats=["没有这个类", e.cats[1]])  # middle named, deep unknown to the taxonomy
+    rows, inferred = distributions([wrong_top], tax, cached(categorizer.predict))
+    assert tax.labels["deep"][rows["deep"][0].argmax()] == e.cats[0] and rows["deep"][0].sum() == 1
+    assert not inferred["deep"][0] and inferred["surface"][0]
+
+
 def test_hiding_every_category_removes_them_from_every_input(data, categorizer):
     histories = data[0]
     cfg = TrainConfig(hide_categories=1.0, cuts_per_user=4, max_events=32, progress=False)

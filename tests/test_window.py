@@ -51,6 +51,8 @@ def test_long_and_non_ascii_ids_are_remembered_as_short_hashes():
     assert w.add(entry(0, 0, id=long_id), 0, b) and w.add(entry(1, 1, id=wide_id), 0, b)
     assert long_id in w and wide_id in w and "x" * 127 not in w
     assert all(len(k) <= 66 and k.isascii() for k in w.seen_ids)
+    w.add(entry(3, 3, id="a\x01" * 30), 0, b)  # control characters would escape to 6 bytes each
+    assert w.seen_ids[-1].startswith("#") and len(w.seen_ids[-1]) == 33
     assert not Window.decode(w.encode()).add(entry(2, 2, id=wide_id), 0, b)  # still a duplicate
 
 
@@ -59,7 +61,7 @@ def test_the_encoded_record_stays_bounded_with_hostile_ids_and_text():
     b = WindowBounds(max_events=10_000, max_bytes=900 * 1024)
     w = Window("u" * 128, 3)
     for i in range(5000):
-        w.add(entry(i, i, text="字" * 512, id=f"{i}-" + "標識" * 60, tokens=["字" * 512]), 0, b)
+        w.add(entry(i, i, text="字" * 512, id=f"{i}-" + ("標識" if i % 2 else "\x01") * 60, tokens=["字" * 512]), 0, b)
         if i % 500 == 0:
             w.trim(b)
     w.trim(b)
