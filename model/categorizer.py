@@ -11,9 +11,7 @@ levels to its subtree.
 """
 from __future__ import annotations
 
-import hashlib
 import zlib
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -23,6 +21,7 @@ from torch import nn
 
 from model.categories import Infer, known_labels
 from model.taxonomy import LAYERS, Taxonomy
+from state.embedding_cache import EmbeddingCache
 from state.event import EVENT_TYPES
 from state.window import Entry
 
@@ -140,26 +139,20 @@ def train_categorizer(entries: Sequence[Entry], taxonomy: Taxonomy, seed: int = 
 
 
 def cached(predict: Callable[[Sequence[Entry]], dict[str, np.ndarray]], max_size: int = 200_000) -> Infer:
-    """`predict` behind an LRU cache keyed by a hash of (type, text): each distinct text goes
+    """`predict` behind an LRU cache by text hash (of type and text): each distinct text goes
     through the categorizer once, in the trainer and in the worker's model thread alike."""
-    cache: OrderedDict[bytes, dict[str, np.ndarray]] = OrderedDict()
-
-    def key(e: Entry) -> bytes:
-        return hashlib.blake2b(f"{e.type}\x1f{e.text}".encode("utf-8", "surrogatepass"), digest_size=16).digest()
+    cache = EmbeddingCache(max_size)
 
     def infer(entries: Sequence[Entry]) -> dict[str, np.ndarray]:
-        keys = [key(e) for e in entries]
-        todo = {k: e for k, e in zip(keys, entries) if k not in cache}
+        keys = [f"{e.type}\x1f{e.text}" for e in entries]
+        rows = [cache.get(k) for k in keys]
+        todo = {k: e for k, e, row in zip(keys, entries, rows) if row is None}
         if todo:
             out = predict(list(todo.values()))
-            for i, k in enumerate(todo):
-                cache[k] = {layer: out[layer][i] for layer in LAYERS}
-        rows = []
-        for k in keys:
-            cache.move_to_end(k)
-            rows.append(cache[k])
-        while len(cache) > max_size:
-            cache.popitem(last=False)
+            fresh = {k: {layer: out[layer][i] for layer in LAYERS} for i, k in enumerate(todo)}
+            for k, row in fresh.items():
+                cache.put(k, row)
+            rows = [row if row is not None else fresh[k] for k, row in zip(keys, rows)]
         return {layer: np.stack([r[layer] for r in rows]) if rows else np.zeros((0, 0)) for layer in LAYERS}
 
     return infer

@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from model.categories import Infer, distributions, soft_counts
-from model.profile import Horizons, horizon_weights, layer_weights
+from model.profile import Horizons, count_window, horizon_weights
 from model.taxonomy import LAYERS, Taxonomy
 from state.event import EVENT_TYPES
 from state.window import Entry
@@ -72,15 +72,12 @@ def featurize(windows: Sequence[Sequence[Entry]], taxonomy: Taxonomy, horizons: 
         if not entries:
             continue
         n = len(entries)
-        rows, guessed = distributions(entries, taxonomy, infer)
-        ts = np.array([e.ts for e in entries], dtype=float)
-        weights = layer_weights(ts, horizons)
+        counted = count_window(entries, taxonomy, horizons, infer)
         for k, layer in enumerate(LAYERS):
-            cats[layer][i, :n] = rows[layer]
-            inferred[i, :n, k] = guessed[layer]
-            for h, horizon in enumerate(LAYERS):
-                past[layer][i, h] = soft_counts(rows[layer], weights[horizon])
-        prev, last = ts[0], ts[-1]
+            cats[layer][i, :n] = counted.rows[layer]
+            inferred[i, :n, k] = counted.inferred[layer]
+            past[layer][i] = counted.past[layer]
+        prev, last = entries[0].ts, entries[-1].ts
         for j, e in enumerate(entries):
             if e.text:
                 text_idx[i, j] = texts.setdefault(e.text, len(texts))
@@ -90,11 +87,6 @@ def featurize(windows: Sequence[Sequence[Entry]], taxonomy: Taxonomy, horizons: 
             prev = e.ts
         mask[i, :n] = True
     return Batch(list(texts), text_idx, types, attrs, times, cats, inferred, mask, past)
-
-
-def own_horizon(past: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """Each layer's counts over its own past horizon: the counting baseline's input."""
-    return {layer: past[layer][:, k] for k, layer in enumerate(LAYERS)}
 
 
 def future_targets(future: Sequence[Entry], cut_ts: float, taxonomy: Taxonomy, horizons: Horizons) -> dict[str, np.ndarray]:

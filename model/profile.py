@@ -85,18 +85,33 @@ def baseline_probs(past, prior, mix, alpha, temperature):
     return sharp / sharp.sum(axis=-1, keepdims=True)
 
 
-def past_counts(entries: Sequence[Entry], taxonomy: Taxonomy, horizons: Horizons, infer: Optional[Infer] = None
-                ) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Per layer, its labels counted over each of the three past horizons [3, C] (soft where
-    inferred); and per layer the share of its own horizon's evidence that was inferred."""
+@dataclass
+class Counted:
+    """A window's categories, counted: per layer the entries' label rows [N, C] (soft where
+    inferred), which rows were inferred [N], the past horizons' weights [N], and the labels counted
+    over each of the three past horizons [3, C] — what the baseline and the model's features read."""
+
+    rows: dict[str, np.ndarray]
+    inferred: dict[str, np.ndarray]
+    weights: dict[str, np.ndarray]
+    past: dict[str, np.ndarray]
+
+    def inferred_share(self) -> dict[str, float]:
+        """Per layer, the share of its own horizon's evidence that was inferred."""
+        share = {}
+        for layer in LAYERS:
+            evidence = self.weights[layer] * self.rows[layer].sum(1)
+            total = evidence.sum()
+            share[layer] = float((evidence * self.inferred[layer]).sum() / total) if total > 0 else 0.0
+        return share
+
+
+def count_window(entries: Sequence[Entry], taxonomy: Taxonomy, horizons: Horizons,
+                 infer: Optional[Infer] = None) -> Counted:
     rows, inferred = distributions(entries, taxonomy, infer)
     w = layer_weights(np.array([e.ts for e in entries], dtype=float), horizons)
-    past, share = {}, {}
-    for layer in LAYERS:
-        past[layer] = np.stack([soft_counts(rows[layer], w[h]) for h in LAYERS])
-        evidence = w[layer] * rows[layer].sum(1)
-        share[layer] = float((evidence * inferred[layer]).sum() / evidence.sum()) if evidence.sum() > 0 else 0.0
-    return past, share
+    past = {layer: np.stack([soft_counts(rows[layer], w[h]) for h in LAYERS]) for layer in LAYERS}
+    return Counted(rows, inferred, w, past)
 
 
 class ProfileModel(ABC):
@@ -114,7 +129,9 @@ class ProfileModel(ABC):
     def inferred_share(self, entries: Sequence[Entry]) -> dict[str, float]:
         """Per layer, the share of its evidence that rests on categories inferred from text
         (0 everywhere for a model without a categorizer: it counts the categories events carry)."""
-        return past_counts(entries, self.taxonomy, self.horizons, self.infer)[1]
+        if self.infer is None:
+            return {layer: 0.0 for layer in LAYERS}
+        return count_window(entries, self.taxonomy, self.horizons, self.infer).inferred_share()
 
     def explain(self, entries: Sequence[Entry], k: int = 5) -> dict[str, list[str]]:
         """jieba keywords per layer, from the entries in that layer's horizon."""
@@ -150,6 +167,6 @@ class BaselineModel(ProfileModel):
     def predict(self, windows: Sequence[Sequence[Entry]]) -> list[dict[str, np.ndarray]]:
         out = []
         for entries in windows:
-            past = past_counts(entries, self.taxonomy, self.horizons, self.infer)[0]
+            past = count_window(entries, self.taxonomy, self.horizons, self.infer).past
             out.append({layer: self.params[layer].probs(past[layer], self.prior[layer]) for layer in LAYERS})
         return out

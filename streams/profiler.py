@@ -111,6 +111,7 @@ async def _profile_batch(strata: Strata, batch: list[tuple[int, str, float]], to
         published.append((partition, since, key, done, delivery))  # recorded below, whatever follows
         try:
             await strata.recommendations.send(key=key, value=done.recommendations)
+            metrics.RECOMMENDATIONS.inc()
         except Exception:  # noqa: BLE001 - the profile stands; the next profile brings new recommendations
             log.exception("profiler: publishing recommendations failed")
 
@@ -125,7 +126,6 @@ async def _profile_batch(strata: Strata, batch: list[tuple[int, str, float]], to
             continue
         record_published(strata.app, strata.profiles, topic, partition, key, done.profile, offset)
         metrics.PROFILES.inc()
-        metrics.RECOMMENDATIONS.inc()
         metrics.EVENT_TO_PROFILE.observe(time.monotonic() - since)
 
 

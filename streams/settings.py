@@ -70,16 +70,6 @@ class KafkaSecurity:
 
         return ssl.create_default_context(cafile=self.ssl_cafile)
 
-    def aiokafka(self) -> dict:
-        """Keyword arguments for aiokafka clients (Faust's driver takes the same via its credentials)."""
-        conf: dict = {"security_protocol": self.protocol}
-        if self.sasl:
-            conf.update(sasl_mechanism=self.sasl_mechanism, sasl_plain_username=self.sasl_username,
-                        sasl_plain_password=self.sasl_password)
-        if self.tls:
-            conf["ssl_context"] = self.ssl_context()
-        return conf
-
 
 @dataclass(frozen=True)
 class Broker:
@@ -116,9 +106,6 @@ class Broker:
     def kafka_python(self, **conf) -> dict:
         """Everything a kafka-python client needs to reach this broker: hosts and security."""
         return {"bootstrap_servers": self.bootstrap, **self.security.kafka_python(), **conf}
-
-    def aiokafka(self, **conf) -> dict:
-        return {"bootstrap_servers": ",".join(self.hosts), **self.security.aiokafka(), **conf}
 
     @property
     def faust_url(self) -> str:

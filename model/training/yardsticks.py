@@ -14,7 +14,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from model.categories import Infer
-from model.profile import BaselineParams, Horizons, past_counts
+from model.profile import BaselineParams, Horizons, count_window
 from model.taxonomy import LAYERS, Taxonomy
 from model.training.evaluate import normalise, tune_baseline
 from model.training.samples import Sample, stack_targets
@@ -25,7 +25,7 @@ from state.window import Entry
 def past_matrix(windows: Sequence[Sequence[Entry]], taxonomy: Taxonomy, horizons: Horizons,
                 infer: Optional[Infer]) -> dict[str, np.ndarray]:
     """Per layer [N, 3 horizons, C]: each window's (soft) past counts."""
-    pasts = [past_counts(w, taxonomy, horizons, infer)[0] for w in windows]
+    pasts = [count_window(w, taxonomy, horizons, infer).past for w in windows]
     return {layer: np.stack([p[layer] for p in pasts]) for layer in LAYERS}
 
 
