@@ -16,6 +16,22 @@ from state.window import Entry
 
 # Rows of P(label) per layer for the given entries: the categorizer's predict, or any stand-in.
 Infer = Callable[[Sequence[Entry]], dict[str, np.ndarray]]
+# The categorizer's rows keep their most likely labels only (model/categorizer.cached): the long
+# tail is noise, and rows this sparse let the trainer hold a million entries' categories in
+# memory (model/features.py).
+MAX_LABELS = 8
+
+
+def top_labels(rows: np.ndarray, k: int = MAX_LABELS) -> np.ndarray:
+    """Each row [N, C] with all but its k largest entries zeroed, rescaled to its former mass."""
+    if rows.shape[1] <= k:
+        return rows
+    out = np.zeros_like(rows)
+    top = np.argpartition(-rows, k - 1, axis=1)[:, :k]
+    kept = np.take_along_axis(rows, top, 1)
+    scale = rows.sum(1, keepdims=True) / np.clip(kept.sum(1, keepdims=True), 1e-12, None)
+    np.put_along_axis(out, top, kept * scale, 1)
+    return out
 
 
 def known_labels(entries: Sequence[Entry], taxonomy: Taxonomy) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from model.categories import Infer, known_labels
+from model.categories import Infer, known_labels, top_labels
 from model.taxonomy import LAYERS, Taxonomy
 from state.embedding_cache import EmbeddingCache
 from state.event import EVENT_TYPES
@@ -46,7 +46,8 @@ class Categorizer(nn.Module):
         super().__init__()
         self.config = config
         n = config.n_labels
-        self.bag = nn.EmbeddingBag(config.buckets, config.dim, mode="sum")
+        # Sparse gradients: a step updates the rows of the batch's n-grams, not all the buckets.
+        self.bag = nn.EmbeddingBag(config.buckets, config.dim, mode="sum", sparse=True)
         self.text = nn.ModuleDict({lv: nn.Linear(config.dim, n[lv]) for lv in LAYERS})
         self.type_bias = nn.ModuleDict({lv: nn.Embedding(len(TYPE_IDS) + 1, n[lv]) for lv in LAYERS})
         self.from_surface = nn.Linear(n["surface"], n["middle"], bias=False)
@@ -115,7 +116,8 @@ def train_categorizer(entries: Sequence[Entry], taxonomy: Taxonomy, seed: int = 
         return model.eval()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    dense = [p for name, p in model.named_parameters() if not name.startswith("bag.")]
+    optimizers = [torch.optim.SparseAdam(list(model.bag.parameters()), lr=lr), torch.optim.Adam(dense, lr=lr)]
     for epoch in range(epochs):
         model.train()
         order = rng.permutation(len(keys))
@@ -129,9 +131,11 @@ def train_categorizer(entries: Sequence[Entry], taxonomy: Taxonomy, seed: int = 
                 keep = mass.squeeze(-1) > 0
                 if keep.any():
                     loss = loss + (-(t[keep] / mass[keep]) * out[lv][keep]).sum(-1).mean()
-            opt.zero_grad()
+            for opt in optimizers:
+                opt.zero_grad()
             loss.backward()
-            opt.step()
+            for opt in optimizers:
+                opt.step()
         if progress is not None:
             progress(epoch + 1, epochs)
     return model.eval()
@@ -140,7 +144,8 @@ def train_categorizer(entries: Sequence[Entry], taxonomy: Taxonomy, seed: int = 
 
 def cached(predict: Callable[[Sequence[Entry]], dict[str, np.ndarray]], max_size: int = 200_000) -> Infer:
     """`predict` behind an LRU cache by text hash (of type and text): each distinct text goes
-    through the categorizer once, in the trainer and in the worker's model thread alike."""
+    through the categorizer once, in the trainer and in the worker's model thread alike. Each
+    row keeps its MAX_LABELS most likely labels (rescaled to sum to 1)."""
     cache = EmbeddingCache(max_size)
 
     def infer(entries: Sequence[Entry]) -> dict[str, np.ndarray]:
@@ -148,7 +153,7 @@ def cached(predict: Callable[[Sequence[Entry]], dict[str, np.ndarray]], max_size
         rows = [cache.get(k) for k in keys]
         todo = {k: e for k, e, row in zip(keys, entries, rows) if row is None}
         if todo:
-            out = predict(list(todo.values()))
+            out = {layer: top_labels(rows) for layer, rows in predict(list(todo.values())).items()}
             fresh = {k: {layer: out[layer][i] for layer in LAYERS} for i, k in enumerate(todo)}
             for k, row in fresh.items():
                 cache.put(k, row)

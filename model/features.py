@@ -1,9 +1,12 @@
 """Windows as arrays: what the user model reads, and the forecast targets it is trained on. No torch.
 
-A batch of windows becomes per-event arrays (text index, type, behaviour attributes, time gaps,
-category rows: one-hot where the event names the label, inferred from text where it does not)
-plus, per layer, the (soft) category counts over the three past horizons: exactly the numbers
-the counting baseline uses, so the model starts where the baseline is.
+Every entry is turned into numbers once (`EntryTable`): text id, type, behaviour attributes, time
+and its category rows (one-hot where the event names the label, inferred from text where it does
+not), stored sparsely: at most `MAX_LABELS` labels per layer, as the categorizer's rows carry.
+A window is then a slice of the table, and a batch of windows becomes per-event arrays plus, per
+layer, the (soft) category counts over the three past horizons: exactly the numbers the counting
+baseline uses, so the model starts where the baseline is. The trainer builds one table for all its users and slices it every epoch;
+the worker builds one per batch of windows.
 """
 from __future__ import annotations
 
@@ -13,8 +16,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from model.categories import Infer, distributions, soft_counts
-from model.profile import Horizons, count_window, horizon_weights
+from model.categories import MAX_LABELS, Infer, distributions, soft_counts
+from model.profile import Horizons, horizon_weights, layer_weights
 from model.taxonomy import LAYERS, Taxonomy
 from state.event import EVENT_TYPES
 from state.window import Entry
@@ -27,6 +30,7 @@ N_TIMES = 2
 @dataclass
 class Batch:
     texts: list[str]  # the distinct texts of the batch; text_idx points into it
+    text_ids: np.ndarray  # [len(texts)] int64: the same texts as ids into the EntryTable's texts
     text_idx: np.ndarray  # [B, T] int64, -1 where the event has no text or is padding
     types: np.ndarray  # [B, T] int64, 0 = padding
     attrs: np.ndarray  # [B, T, N_ATTRS] float32
@@ -54,39 +58,118 @@ def _attrs(entry: Entry) -> list[float]:
     ]
 
 
+def _sparse(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dense rows [N, C] with at most k non-zeros each -> (label ids [N, k], weights [N, k])."""
+    top = np.argpartition(-rows, k - 1, axis=1)[:, :k] if k < rows.shape[1] else np.tile(np.arange(k), (len(rows), 1))
+    return top.astype(np.int32), np.take_along_axis(rows, top, 1).astype(np.float32)
+
+
+@dataclass
+class EntryTable:
+    """Entries as arrays, computed once; windows are (start, end) slices of it."""
+
+    n_labels: dict[str, int]
+    texts: list[str]
+    text_id: np.ndarray  # [N] int64, -1 without text
+    types: np.ndarray  # [N] int64
+    attrs: np.ndarray  # [N, N_ATTRS] float32
+    ts: np.ndarray  # [N] float64, epoch ms
+    label_ids: dict[str, np.ndarray]  # layer -> [N, k] int32
+    label_weights: dict[str, np.ndarray]  # layer -> [N, k] float32 (0 in unused slots)
+    inferred: np.ndarray  # [N, 3] float32
+
+    @classmethod
+    def build(cls, entries: Sequence[Entry], taxonomy: Taxonomy, infer: Optional[Infer] = None,
+              chunk: int = 16384) -> "EntryTable":
+        """`infer`'s rows should carry at most MAX_LABELS labels (model/categorizer.cached makes the
+        categorizer's so); denser rows keep their MAX_LABELS largest entries."""
+        n_labels = {layer: len(taxonomy.labels[layer]) for layer in LAYERS}
+        texts: dict[str, int] = {}
+        text_id = np.array([texts.setdefault(e.text, len(texts)) if e.text else -1 for e in entries], dtype=np.int64)
+        label_ids = {layer: [] for layer in LAYERS}
+        label_weights = {layer: [] for layer in LAYERS}
+        inferred = []
+        for start in range(0, len(entries), chunk):  # dense rows only a chunk at a time
+            rows, guessed = distributions(entries[start:start + chunk], taxonomy, infer)
+            for layer in LAYERS:
+                ids, weights = _sparse(rows[layer], min(MAX_LABELS, n_labels[layer]))
+                label_ids[layer].append(ids)
+                label_weights[layer].append(weights)
+            inferred.append(np.stack([guessed[layer] for layer in LAYERS], 1).astype(np.float32))
+
+        def joined(parts, shape, dtype):
+            return np.concatenate(parts) if parts else np.zeros(shape, dtype=dtype)
+
+        return cls(
+            n_labels, list(texts), text_id,
+            np.array([EVENT_TYPE_IDS.get(e.type, 0) for e in entries], dtype=np.int64),
+            np.array([_attrs(e) for e in entries], dtype=np.float32).reshape(len(entries), N_ATTRS),
+            np.array([e.ts for e in entries], dtype=np.float64),
+            {layer: joined(label_ids[layer], (0, min(MAX_LABELS, n_labels[layer])), np.int32) for layer in LAYERS},
+            {layer: joined(label_weights[layer], (0, min(MAX_LABELS, n_labels[layer])), np.float32)
+             for layer in LAYERS},
+            joined(inferred, (0, len(LAYERS)), np.float32),
+        )
+
+    def batch(self, spans: Sequence[tuple[int, int]], horizons: Horizons, max_events: int) -> Batch:
+        """The windows table[start:end], each cut to its newest `max_events` entries."""
+        spans = [(max(start, end - max_events), end) for start, end in spans]
+        b = len(spans)
+        t = max(1, max((end - start for start, end in spans), default=1))
+        rows = np.concatenate([np.arange(start, end) for start, end in spans]) if b else np.zeros(0, dtype=np.int64)
+        lengths = np.array([end - start for start, end in spans], dtype=np.int64)
+        bi = np.repeat(np.arange(b), lengths)
+        tj = np.arange(len(rows)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        mask = np.zeros((b, t), dtype=bool)
+        mask[bi, tj] = True
+
+        ids = self.text_id[rows]
+        has_text = ids >= 0
+        text_ids, first, inverse = np.unique(ids[has_text], return_index=True, return_inverse=True)
+        order = np.argsort(first)  # the batch's texts in order of first appearance
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        text_ids = text_ids[order]
+        text_idx = np.full((b, t), -1, dtype=np.int64)
+        text_idx[bi[has_text], tj[has_text]] = rank[inverse]
+        types = np.zeros((b, t), dtype=np.int64)
+        types[bi, tj] = self.types[rows]
+        attrs = np.zeros((b, t, N_ATTRS), dtype=np.float32)
+        attrs[bi, tj] = self.attrs[rows]
+        inferred = np.zeros((b, t, len(LAYERS)), dtype=np.float32)
+        inferred[bi, tj] = self.inferred[rows]
+
+        times = np.zeros((b, t, N_TIMES), dtype=np.float32)
+        weights = np.zeros((b, len(LAYERS), t), dtype=np.float32)  # past horizons, per window
+        for i, (start, end) in enumerate(spans):
+            if end == start:
+                continue
+            ts = self.ts[start:end]
+            times[i, :end - start, 0] = np.log1p(np.diff(ts, prepend=ts[0]) / 3_600_000)
+            times[i, :end - start, 1] = np.log1p((ts[-1] - ts) / 86_400_000)
+            w = layer_weights(ts, horizons)
+            for h, layer in enumerate(LAYERS):
+                weights[i, h, :end - start] = w[layer]
+
+        cats, past = {}, {}
+        for layer in LAYERS:
+            dense = np.zeros((b, t, self.n_labels[layer]), dtype=np.float32)
+            k = self.label_ids[layer].shape[1]
+            np.add.at(dense, (np.repeat(bi, k), np.repeat(tj, k), self.label_ids[layer][rows].ravel()),
+                      self.label_weights[layer][rows].ravel())
+            cats[layer] = dense
+            past[layer] = np.einsum("bht,btc->bhc", weights, dense)
+        return Batch([self.texts[i] for i in text_ids], text_ids, text_idx, types, attrs, times, cats, inferred,
+                     mask, past)
+
+
 def featurize(windows: Sequence[Sequence[Entry]], taxonomy: Taxonomy, horizons: Horizons, max_events: int,
               infer: Optional[Infer] = None) -> Batch:
-    b = len(windows)
-    t = max(1, min(max_events, max((len(w) for w in windows), default=1)))
-    text_idx = np.full((b, t), -1, dtype=np.int64)
-    types = np.zeros((b, t), dtype=np.int64)
-    attrs = np.zeros((b, t, N_ATTRS), dtype=np.float32)
-    times = np.zeros((b, t, N_TIMES), dtype=np.float32)
-    cats = {layer: np.zeros((b, t, len(taxonomy.labels[layer])), dtype=np.float32) for layer in LAYERS}
-    inferred = np.zeros((b, t, len(LAYERS)), dtype=np.float32)
-    mask = np.zeros((b, t), dtype=bool)
-    past = {layer: np.zeros((b, len(LAYERS), len(taxonomy.labels[layer])), dtype=np.float32) for layer in LAYERS}
-    texts: dict[str, int] = {}
-    for i, window in enumerate(windows):
-        entries = list(window)[-t:]
-        if not entries:
-            continue
-        n = len(entries)
-        counted = count_window(entries, taxonomy, horizons, infer)
-        for k, layer in enumerate(LAYERS):
-            cats[layer][i, :n] = counted.rows[layer]
-            inferred[i, :n, k] = counted.inferred[layer]
-            past[layer][i] = counted.past[layer]
-        prev, last = entries[0].ts, entries[-1].ts
-        for j, e in enumerate(entries):
-            if e.text:
-                text_idx[i, j] = texts.setdefault(e.text, len(texts))
-            types[i, j] = EVENT_TYPE_IDS.get(e.type, 0)
-            attrs[i, j] = _attrs(e)
-            times[i, j] = (math.log1p((e.ts - prev) / 3_600_000), math.log1p((last - e.ts) / 86_400_000))
-            prev = e.ts
-        mask[i, :n] = True
-    return Batch(list(texts), text_idx, types, attrs, times, cats, inferred, mask, past)
+    """A batch of windows as the model reads them (each cut to its newest `max_events` entries)."""
+    cut = [list(w)[-max_events:] for w in windows]
+    ends = np.cumsum([len(w) for w in cut])
+    table = EntryTable.build([e for w in cut for e in w], taxonomy, infer)
+    return table.batch([(int(end - len(w)), int(end)) for w, end in zip(cut, ends)], horizons, max_events)
 
 
 def future_targets(future: Sequence[Entry], cut_ts: float, taxonomy: Taxonomy, horizons: Horizons) -> dict[str, np.ndarray]:

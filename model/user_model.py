@@ -137,11 +137,6 @@ class LayeredInterestModel(nn.Module):
         beta = getattr(self, f"blend_{layer}")
         return torch.log_softmax(beta * log_probs + (1 - beta) * baseline, -1)
 
-    def encode_texts(self, encoder: TextEncoder, texts: list[str], device: torch.device) -> torch.Tensor:
-        """Vectors for `texts` through the (trainable) encoder, inside the autograd graph."""
-        ids, mask = encoder.tokenize(texts)
-        return encoder(ids.to(device), mask.to(device))
-
 
 def batch_tensors(batch: Batch, device: torch.device) -> dict[str, torch.Tensor]:
     out = {

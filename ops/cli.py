@@ -253,13 +253,15 @@ def data_clc(out, n_events, users, seed, cache) -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True)
 @click.option("--events", "n_events", type=int, default=50000, show_default=True)
 @click.option("--users", type=int, default=2000, show_default=True)
+@click.option("--items", "n_items", type=click.IntRange(min=1), default=None,
+              help="catalogue size  [default: 12 per surface category]")
 @click.option("--seed", type=int, default=0, show_default=True)
-def data_synthetic(out, n_events, users, seed) -> None:
+def data_synthetic(out, n_events, users, n_items, seed) -> None:
     """Generated Chinese e-commerce/news/music events over the shipped taxonomy."""
     from model.datasets.synthetic import generate
     from model.taxonomy import Taxonomy
 
-    items, events = generate(n_events, users, seed=seed)
+    items, events = generate(n_events, users, seed=seed, n_items=n_items)
     out.mkdir(parents=True, exist_ok=True)
     (out / "events.jsonl").write_text("".join(json.dumps(e, ensure_ascii=False) + "\n" for e in events), encoding="utf-8")
     (out / "items.jsonl").write_text("".join(json.dumps(i, ensure_ascii=False) + "\n" for i in items), encoding="utf-8")
@@ -284,8 +286,9 @@ def _histories(data_file, items_file, from_topics, broker, max_users=None):
         lines = read_jsonl(data_file)
     else:
         raise click.UsageError("give --data FILE.jsonl or --from-topics --broker URL")
-    click.echo(f"loading {len(lines)} lines", err=True)
-    histories, invalid = load_histories(lines, items, max_users=max_users)
+    click.echo("loading events", err=True)
+    histories, invalid = load_histories(lines, items, max_users=max_users,
+                                        progress=lambda n: click.echo(f"read {n} lines", err=True))
     click.echo(f"{sum(len(h) for h in histories.values())} events of {len(histories)} users"
                + (f" ({invalid} invalid lines skipped)" if invalid else ""))
     return histories
@@ -310,9 +313,11 @@ hide_option = click.option("--hide-categories", "hide", type=click.FloatRange(0.
 @click.option("--epochs", type=int, default=20, show_default=True, help="at most; early stopping on validation")
 @hide_option
 @click.option("--max-users", type=click.IntRange(1), default=None, help="train on this many users (a fixed subsample)")
+@click.option("--max-minutes", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="start no epoch that would end later than this after training began")
 @click.option("--device", default=None, help="cpu or cuda (default: cuda when present)")
 def train(data_file, from_topics, broker, items_file, taxonomy, encoder, out, seed, epochs, hide, max_users,
-          device) -> None:
+          max_minutes, device) -> None:
     """Train the layered model, score it against the yardsticks on held-out users, write a checkpoint."""
     import torch
 
@@ -329,7 +334,8 @@ def train(data_file, from_topics, broker, items_file, taxonomy, encoder, out, se
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     try:
         path, metrics = run_training(histories, tax, out, TrainConfig(encoder=encoder, seed=seed, epochs=epochs,
-                                                                      hide_categories=hide), device=dev)
+                                                                      hide_categories=hide,
+                                                                      max_minutes=max_minutes), device=dev)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(summary(metrics))

@@ -74,6 +74,13 @@ def test_same_seed_same_model(histories, tmp_path):
     assert ma["layers"] == mb["layers"]
 
 
+def test_a_spent_time_budget_starts_no_epoch_and_still_writes_a_checkpoint(histories, tmp_path):
+    cfg = TrainConfig(encoder="cnn-lstm", **{**TINY, "max_minutes": 1e-9})
+    path, metrics = train(histories, Taxonomy.load(), tmp_path, cfg)
+    assert metrics["history"] == [] and latest_version(tmp_path) == path.name
+    assert LearnedModel(path, device=torch.device("cpu")).predict([histories[sorted(histories)[0]][-8:]])
+
+
 def test_scratch_encoder_pretrains_as_a_language_model(histories, tmp_path):
     path, metrics = train(histories, Taxonomy.load(), tmp_path, TrainConfig(encoder="scratch", **{**TINY, "epochs": 1}))
     lm = metrics["lm_losses"]

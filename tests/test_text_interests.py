@@ -11,7 +11,7 @@ from conftest import generated_histories
 from model.categories import distributions
 from model.categorizer import cached, train_categorizer
 from model.datasets.synthetic import generate
-from model.features import featurize
+from model.features import EntryTable, featurize
 from model.profile import BaselineModel, Horizons
 from model.taxonomy import LAYERS, Taxonomy
 from model.training.data import hide_categories, load_histories
@@ -91,20 +91,40 @@ def test_a_lower_level_names_its_ancestors(data, categorizer):
 def test_hiding_every_category_removes_them_from_every_input(data, categorizer):
     histories = data[0]
     cfg = TrainConfig(hide_categories=1.0, cuts_per_user=4, max_events=32, progress=False)
-    train, val, test, labelled = prepare(histories, Taxonomy.load(), Horizons(), cfg)
+    train, val, test, labelled, entries = prepare(histories, Taxonomy.load(), Horizons(), cfg)
     windows = [s.window for s in train + val + test]
     assert all(e.cats is None for w in windows for e in w)
     assert any(e.cats for e in labelled)  # the training users' labels still teach the categorizer
     assert all(any(t.sum() > 0 for t in s.targets.values()) for s in test)  # targets keep theirs
-    blind = featurize(windows[:64], Taxonomy.load(), Horizons(), 32)
+    # The features the trainer reads: spans of one table of every input entry.
+    spans = [s.span for s in (train + val + test)[:64]]
+    blind = EntryTable.build(entries, Taxonomy.load()).batch(spans, Horizons(), 32)
     assert all(blind.cats[layer].sum() == 0 and blind.past[layer].sum() == 0 for layer in LAYERS)
-    reading = featurize(windows[:64], Taxonomy.load(), Horizons(), 32, cached(categorizer.predict))
+    reading = EntryTable.build(entries, Taxonomy.load(), cached(categorizer.predict)).batch(spans, Horizons(), 32)
     assert np.all(reading.inferred[reading.mask] == 1)
     assert all(reading.past[layer].sum() > 0 for layer in LAYERS)
     half = hide_categories(histories, 0.5, seed=3)
     hidden = sum(1 for u in histories for a, b in zip(histories[u], half[u]) if a.cats and not b.cats)
     total = sum(1 for u in histories for e in histories[u] if e.cats)
     assert 0.45 < hidden / total < 0.55 and hide_categories(histories, 0.5, seed=3) == half
+
+
+def test_the_trainer_reads_the_features_the_worker_computes(data, categorizer):
+    # The trainer slices one table of all entries; the worker featurizes each batch of windows.
+    cfg = TrainConfig(hide_categories=0.5, cuts_per_user=4, max_events=24, progress=False)
+    prepared = prepare(data[0], Taxonomy.load(), Horizons(), cfg)
+    samples = prepared.train[:48] + prepared.test[:16]
+    infer = cached(categorizer.predict)
+    sliced = EntryTable.build(prepared.entries, Taxonomy.load(), infer).batch([s.span for s in samples],
+                                                                           Horizons(), 16)
+    direct = featurize([s.window for s in samples], Taxonomy.load(), Horizons(), 16, infer)
+    assert sliced.texts == direct.texts and sliced.mask.sum() == direct.mask.sum() > 0
+    for name in ("text_idx", "types", "attrs", "times", "inferred", "mask"):
+        assert np.array_equal(getattr(sliced, name), getattr(direct, name)), name
+    for layer in LAYERS:
+        assert np.allclose(sliced.cats[layer], direct.cats[layer])
+        assert np.allclose(sliced.past[layer], direct.past[layer], atol=1e-5)
+    assert 0 < sliced.inferred.mean() < 1
 
 
 def test_bootstrap_intervals_cover_a_known_difference():

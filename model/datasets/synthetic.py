@@ -36,7 +36,7 @@ def make_catalog(taxonomy: Taxonomy, rng: random.Random, per_category: int = 12)
             title = " ".join([rng.choice(_MODIFIERS)] + rng.sample(words, k=min(3, len(words))))
             items.append(
                 {
-                    "item_id": f"sku-{s_idx:02d}{j:03d}",
+                    "item_id": f"sku-{s_idx:02d}{j:04d}",
                     "title": title,
                     "categories": taxonomy.path(surface),
                     "attrs": {"price": round(rng.uniform(5, 3000), 2)},
@@ -69,14 +69,18 @@ def generate(
     item_only_share: float = 0.2,
     unlabelled_share: float = 0.1,
     items: Optional[list[dict]] = None,
+    n_items: Optional[int] = None,
 ) -> tuple[list[dict], list[dict]]:
     """(catalogue items, events sorted by time). Deterministic for a seed and `end_ms`.
-    `items`: a real catalogue (item_id, title, categories, attrs.price) to read instead of made-up titles."""
+    `items`: a real catalogue (item_id, title, categories, attrs.price) to read instead of made-up titles;
+    else `n_items` made-up ones (default 12 per surface category)."""
     taxonomy = taxonomy or Taxonomy.load()
     rng = random.Random(seed)
     end_ms = end_ms if end_ms is not None else int(time.time() * 1000)
     start_ms = end_ms - int(days * 86400_000)
-    items = items if items is not None else make_catalog(taxonomy, rng)
+    if items is None:
+        per_category = -(-n_items // len(taxonomy.labels["surface"])) if n_items else 12
+        items = make_catalog(taxonomy, rng, per_category)
     by_surface: dict[str, list[dict]] = {}
     for item in items:
         by_surface.setdefault(item["categories"][2], []).append(item)

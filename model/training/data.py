@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Callable, Iterable, Iterator, Optional
 
 from model.entry import make_entry
 from state.event import Item, Rejected, parse_event
@@ -15,8 +15,11 @@ from state.window import Entry
 Histories = dict[str, list[Entry]]
 
 
-def read_jsonl(path: Path) -> list[str]:
-    return Path(path).read_text(encoding="utf-8").splitlines()
+def read_jsonl(path: Path) -> Iterator[str]:
+    """The file's lines, read lazily: a million events need not sit in memory twice."""
+    with Path(path).open(encoding="utf-8") as f:
+        for line in f:
+            yield line.rstrip("\n")
 
 
 def load_items(lines: Iterable[str]) -> ItemIndex:
@@ -28,14 +31,18 @@ def load_items(lines: Iterable[str]) -> ItemIndex:
 
 
 def load_histories(lines: Iterable[str], items: Optional[ItemIndex] = None, max_text_chars: int = 512,
-                   max_users: Optional[int] = None) -> tuple[Histories, int]:
+                   max_users: Optional[int] = None, progress: Optional[Callable[[int], None]] = None,
+                   every: int = 100_000) -> tuple[Histories, int]:
     """Valid events by user, as window entries sorted by time; and how many lines were invalid.
-    `max_users`: keep that many users, chosen by a hash of their id (the same ones every run)."""
+    `max_users`: keep that many users, chosen by a hash of their id (the same ones every run).
+    `progress`: called with the number of lines read, every `every` lines."""
     items = items or ItemIndex()
     users: Histories = {}
     seen: set[str] = set()
     invalid = 0
-    for line in lines:
+    for n, line in enumerate(lines, 1):
+        if progress is not None and n % every == 0:
+            progress(n)
         if not line.strip():
             continue
         try:

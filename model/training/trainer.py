@@ -14,23 +14,25 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Optional
+from typing import NamedTuple, Optional
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
-from model.categories import Infer, known_labels
+from model.categories import known_labels
 from model.categorizer import cached, train_categorizer
 from model.checkpoint import save_checkpoint
 from model.encoders import ScratchGPT2Encoder, TextEncoder, build_encoder
-from model.features import featurize
+from model.encoders import PAD
+from model.features import EntryTable
 from model.profile import Horizons
 from model.taxonomy import LAYERS, Taxonomy
 from model.training.data import Histories, blank_text, hide_categories
-from model.training.evaluate import compare, format_table, normalise
-from model.training.samples import Sample, make_samples, split_users, stack_targets
+from model.training.evaluate import compare, format_table, normalise, row_metrics
+from model.training.samples import Sample, make_samples, split_users, stack_targets, user_batches
 from model.training.yardsticks import Yardsticks
+from state.window import Entry
 from model.user_model import LayeredInterestModel, ModelConfig, batch_tensors
 
 log = logging.getLogger(__name__)
@@ -53,6 +55,7 @@ class TrainConfig:
     patience: int = 3
     lm_epochs: int = 3
     hide_categories: float = 0.0  # fraction of input events whose categories are hidden (per seed)
+    max_minutes: Optional[float] = None  # no epoch starts that would end past this, from training's start
     progress: bool = True
 
 
@@ -72,25 +75,36 @@ class Trainer:
         self.taxonomy, self.horizons, self.cfg, self.device = taxonomy, horizons, cfg, device
         self.encoder: Optional[TextEncoder] = None
         self.model: Optional[LayeredInterestModel] = None
-        self.infer: Optional[Infer] = None  # the categorizer, for entries that name no categories
-        self.frozen_vectors: dict[str, np.ndarray] = {}
+        self.table: Optional[EntryTable] = None  # every input entry as arrays; samples' spans index it
+        # Per text of the table: token ids for a trainable encoder, or the vector of a frozen one.
+        self.text_inputs: Optional[torch.Tensor] = None
+        self.deadline: Optional[float] = None  # time.monotonic() past which no epoch may end
 
-    def _vectors(self, texts: list[str]) -> torch.Tensor:
-        if not texts:
-            return torch.zeros((1, self.encoder.dim), device=self.device)
+    def set_entries(self, table: EntryTable) -> None:
+        """Tokenize (or, for a frozen encoder, encode) each distinct text once, for every epoch."""
+        self.table = table
+        texts = table.texts
         if self.encoder.trainable:
-            return self.model.encode_texts(self.encoder, texts, self.device)
-        return torch.from_numpy(np.stack([self.frozen_vectors[t] for t in texts])).to(self.device)
-
-    @torch.no_grad()
-    def _freeze_vectors(self, texts: list[str]) -> None:
+            ids, _ = self.encoder.tokenize(texts or [""])
+            self.text_inputs = ids.to(torch.int32)
+            return
         self.encoder.to(self.device).eval()
-        todo = sorted(set(texts) - set(self.frozen_vectors))
-        for i in tqdm(range(0, len(todo), 256), desc="encoding texts", disable=not self.cfg.progress):
-            chunk = todo[i:i + 256]
-            ids, mask = self.encoder.tokenize(chunk)
-            for t, v in zip(chunk, self.encoder(ids.to(self.device), mask.to(self.device)).cpu().numpy()):
-                self.frozen_vectors[t] = v
+        parts = []
+        with torch.no_grad():
+            for i in tqdm(range(0, len(texts), 256), desc="encoding texts", disable=not self.cfg.progress):
+                ids, mask = self.encoder.tokenize(texts[i:i + 256])
+                parts.append(self.encoder(ids.to(self.device), mask.to(self.device)).cpu())
+        self.text_inputs = torch.cat(parts) if parts else torch.zeros((0, self.encoder.dim))
+
+    def _vectors(self, text_ids: np.ndarray) -> torch.Tensor:
+        if len(text_ids) == 0:
+            return torch.zeros((1, self.encoder.dim), device=self.device)
+        rows = self.text_inputs[torch.from_numpy(text_ids)]
+        if not self.encoder.trainable:
+            return rows.to(self.device)
+        mask = rows != PAD
+        width = int(mask.sum(1).max())
+        return self.encoder(rows[:, :width].long().to(self.device), mask[:, :width].to(self.device))
 
     def pretrain_lm(self, texts: list[str]) -> list[float]:
         """Causal LM on the event text: the scratch encoder learns the language before the heads."""
@@ -115,8 +129,8 @@ class Trainer:
         return losses
 
     def _forward(self, samples: list[Sample]) -> dict[str, torch.Tensor]:
-        batch = featurize([s.window for s in samples], self.taxonomy, self.horizons, self.cfg.max_events, self.infer)
-        return self.model(self._vectors(batch.texts), batch_tensors(batch, self.device))
+        batch = self.table.batch([s.span for s in samples], self.horizons, self.cfg.max_events)
+        return self.model(self._vectors(batch.text_ids), batch_tensors(batch, self.device))
 
     def _targets(self, samples: list[Sample]) -> dict[str, torch.Tensor]:
         return {k: torch.from_numpy(v).float().to(self.device) for k, v in stack_targets(samples).items()}
@@ -144,8 +158,9 @@ class Trainer:
     def fit_blend(self, val: list[Sample], baseline: dict[str, np.ndarray],
                   grid=(0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)) -> dict[str, float]:
         """Per layer, the log-linear blend of model and tuned baseline (`baseline`: its validation
-        probabilities) with the lowest validation cross-entropy: where the model has learned nothing
-        for a layer, it falls back to the baseline."""
+        probabilities) with the lowest validation cross-entropy among those whose validation
+        NDCG@3 is no lower than the baseline's: where the model has learned nothing for a layer,
+        or trades ranking for calibration, it falls back toward the baseline."""
         for layer in LAYERS:
             getattr(self.model, f"blend_{layer}").fill_(1.0)
         model_lp = {k: np.log(np.clip(v, 1e-12, 1)) for k, v in self.predict(val).items()}
@@ -156,13 +171,14 @@ class Trainer:
             if not keep.any():
                 continue  # nothing to fit on: the model alone
             base_lp = np.log(np.clip(baseline[layer][keep], 1e-12, 1))
-
-            def cross_entropy(beta: float) -> float:
+            scores = {}
+            for beta in grid:
                 z = beta * model_lp[layer][keep] + (1 - beta) * base_lp
                 z = z - z.max(1, keepdims=True)
-                return float(np.mean(-(t * (z - np.log(np.exp(z).sum(1, keepdims=True)))).sum(1)))
-
-            chosen[layer] = min(grid, key=cross_entropy)
+                rows = row_metrics(np.exp(z) / np.exp(z).sum(1, keepdims=True), t)
+                scores[beta] = (float(rows["cross_entropy"].mean()), float(rows["ndcg@3"].mean()))
+            ranks_no_worse = [b for b in grid if scores[b][1] >= scores[0.0][1] - 1e-9]
+            chosen[layer] = min(ranks_no_worse, key=lambda b: scores[b][0])
             getattr(self.model, f"blend_{layer}").fill_(chosen[layer])
         return chosen
 
@@ -172,14 +188,17 @@ class Trainer:
         params = list(self.model.parameters())
         opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=1e-2)
         best, best_state, bad, history = float("inf"), None, 0, []
+        last_epoch_s = 0.0
         for epoch in range(cfg.epochs):
+            if self.deadline is not None and time.monotonic() + last_epoch_s > self.deadline:
+                log.info("stopping before epoch %d: it would end past the --max-minutes budget", epoch + 1)
+                break
+            epoch_started = time.monotonic()
             self.model.train()
-            order = list(range(len(train)))
-            rng.shuffle(order)
             total = 0.0
-            bar = tqdm(range(0, len(order), cfg.batch_size), desc=f"epoch {epoch + 1}", disable=not cfg.progress)
-            for i in bar:
-                chunk = [train[j] for j in order[i:i + cfg.batch_size]]
+            batches = user_batches(train, cfg.batch_size, rng)
+            for batch in tqdm(batches, desc=f"epoch {epoch + 1}", disable=not cfg.progress):
+                chunk = [train[j] for j in batch]
                 loss = soft_cross_entropy(self._forward(chunk), self._targets(chunk))
                 opt.zero_grad()
                 loss.backward()
@@ -187,6 +206,7 @@ class Trainer:
                 opt.step()
                 total += loss.item() * len(chunk)
             val_loss = self.loss(val)
+            last_epoch_s = time.monotonic() - epoch_started
             history.append({"epoch": epoch + 1, "train_loss": total / len(train), "val_loss": val_loss})
             log.info("epoch %d: train %.4f  validation %.4f", epoch + 1, total / len(train), val_loss)
             if val_loss < best - 1e-4:
@@ -201,23 +221,31 @@ class Trainer:
         return history
 
 
-def prepare(histories: Histories, taxonomy: Taxonomy, horizons: Horizons, cfg: TrainConfig, blank: bool = False):
-    """(train, validation, test samples, the training users' labelled entries): the split and the
-    inputs as the protocol says (categories hidden in `cfg.hide_categories` of the events, text
+class Prepared(NamedTuple):
+    train: list[Sample]
+    validation: list[Sample]
+    test: list[Sample]
+    labelled: list[Entry]  # the training users' entries with the categories they carry
+    entries: list[Entry]  # every input entry; the samples' spans index it
+
+
+def prepare(histories: Histories, taxonomy: Taxonomy, horizons: Horizons, cfg: TrainConfig,
+            blank: bool = False) -> Prepared:
+    """The split, the samples and the inputs as the protocol says (categories hidden in `cfg.hide_categories` of the events, text
     blanked with `blank`); targets always come from the labels events really carry."""
     rng = random.Random(cfg.seed)
     train_users, val_users, test_users = split_users(list(histories), rng)
     inputs = hide_categories(histories, cfg.hide_categories, cfg.seed)
     if blank:
         inputs = blank_text(inputs)
-    samples = make_samples(histories, inputs, taxonomy, horizons, cfg.cuts_per_user, cfg.min_history,
+    samples, entries = make_samples(histories, inputs, taxonomy, horizons, cfg.cuts_per_user, cfg.min_history,
                            cfg.max_events, rng)
     parts = [[s for s in samples if s.user in users] for users in (train_users, val_users, test_users)]
     if not all(parts):
         raise ValueError(f"too little data: {', '.join(str(len(p)) for p in parts)} train/validation/test samples "
                          f"from {len(histories)} users; need users with more than {cfg.min_history} events")
     labelled = [e for u in sorted(train_users) for e in histories[u]]
-    return (*parts, labelled)
+    return Prepared(*parts, labelled, entries)
 
 
 def categorizer_accuracy(categorizer, entries: list, taxonomy: Taxonomy) -> dict[str, float]:
@@ -241,24 +269,27 @@ def train(histories: Histories, taxonomy: Taxonomy, out: Path, cfg: TrainConfig,
     torch.use_deterministic_algorithms(True, warn_only=True)
     device = device or torch.device("cpu")
     say = (lambda m: log.info(m)) if cfg.progress else (lambda m: None)
-    train_s, val_s, test_s, labelled = prepare(histories, taxonomy, horizons, cfg)
+    train_s, val_s, test_s, labelled, entries = prepare(histories, taxonomy, horizons, cfg)
     say(f"samples: {len(train_s)} train, {len(val_s)} validation, {len(test_s)} test")
 
+    say(f"categorizer: learning from the {len(labelled)} entries of training users")
     categorizer = train_categorizer(labelled, taxonomy, seed=cfg.seed,
                                     progress=lambda e, n: say(f"categorizer epoch {e}/{n}"))
     infer = cached(categorizer.predict)
+    say("tuning the yardsticks on validation users")
     yardsticks = Yardsticks.fit(labelled, train_s, val_s, taxonomy, horizons, infer, cfg.seed)
-    say("yardsticks tuned on validation users")
+    say("yardsticks tuned on validation users (the counting baseline and the text classifier)")
 
     trainer = Trainer(taxonomy, horizons, cfg, device)
-    trainer.infer = infer
+    if cfg.max_minutes is not None:
+        trainer.deadline = started + cfg.max_minutes * 60
     texts = sorted({e.text for s in train_s for e in s.window if e.text})
     arch = {} if cfg.encoder.startswith("hf:") else {"dim": cfg.text_dim}
     trainer.encoder = build_encoder(cfg.encoder, texts, **arch)
     lm_losses = trainer.pretrain_lm(texts) if isinstance(trainer.encoder, ScratchGPT2Encoder) else []
-    if not trainer.encoder.trainable:
-        trainer._freeze_vectors(sorted({e.text for part in (train_s, val_s, test_s) for s in part
-                                        for e in s.window if e.text}))
+    say(f"features of {len(entries)} entries")
+    trainer.set_entries(EntryTable.build(entries, taxonomy, infer))
+    say(f"features ready: {len(trainer.table.texts)} distinct texts")
     model_config = ModelConfig(
         n_labels={layer: len(taxonomy.labels[layer]) for layer in LAYERS}, text_dim=trainer.encoder.dim,
         prior={layer: yardsticks.prior[layer].tolist() for layer in LAYERS},
@@ -308,7 +339,7 @@ def evaluate_checkpoint(directory: Path, histories: Histories, hide: float = 0.0
     learned = LearnedModel(directory, device=torch.device("cpu"))
     metrics = json.loads((Path(directory) / "metrics.json").read_text())
     cfg = TrainConfig(**{**metrics["config"], "progress": False, "hide_categories": hide})
-    train_s, val_s, test_s, labelled = prepare(histories, learned.taxonomy, learned.horizons, cfg, blank)
+    train_s, val_s, test_s, labelled, _ = prepare(histories, learned.taxonomy, learned.horizons, cfg, blank)
     yardsticks = Yardsticks.fit(labelled, train_s, val_s, learned.taxonomy, learned.horizons, learned.infer,
                                 cfg.seed)
     model = {layer: [] for layer in LAYERS}
