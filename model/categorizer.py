@@ -46,8 +46,7 @@ class Categorizer(nn.Module):
         super().__init__()
         self.config = config
         n = config.n_labels
-        # Sparse gradients: a step updates the rows of the batch's n-grams, not all the buckets.
-        self.bag = nn.EmbeddingBag(config.buckets, config.dim, mode="sum", sparse=True)
+        self.bag = nn.EmbeddingBag(config.buckets, config.dim, mode="sum")
         self.text = nn.ModuleDict({lv: nn.Linear(config.dim, n[lv]) for lv in LAYERS})
         self.type_bias = nn.ModuleDict({lv: nn.Embedding(len(TYPE_IDS) + 1, n[lv]) for lv in LAYERS})
         self.from_surface = nn.Linear(n["surface"], n["middle"], bias=False)
@@ -116,8 +115,7 @@ def train_categorizer(entries: Sequence[Entry], taxonomy: Taxonomy, seed: int = 
         return model.eval()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    dense = [p for name, p in model.named_parameters() if not name.startswith("bag.")]
-    optimizers = [torch.optim.SparseAdam(list(model.bag.parameters()), lr=lr), torch.optim.Adam(dense, lr=lr)]
+    opt = torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
     for epoch in range(epochs):
         model.train()
         order = rng.permutation(len(keys))
@@ -131,11 +129,9 @@ def train_categorizer(entries: Sequence[Entry], taxonomy: Taxonomy, seed: int = 
                 keep = mass.squeeze(-1) > 0
                 if keep.any():
                     loss = loss + (-(t[keep] / mass[keep]) * out[lv][keep]).sum(-1).mean()
-            for opt in optimizers:
-                opt.zero_grad()
+            opt.zero_grad()
             loss.backward()
-            for opt in optimizers:
-                opt.step()
+            opt.step()
         if progress is not None:
             progress(epoch + 1, epochs)
     return model.eval()
