@@ -1,9 +1,12 @@
+import os
 import subprocess
 import sys
+from importlib.metadata import version
 
 import pytest
 from click.testing import CliRunner
 
+from ops.broker import free_port
 from ops.cli import cli
 
 
@@ -37,10 +40,32 @@ def test_schema_command_prints_the_event_schema():
     assert '"event_id"' in out.stdout
 
 
-def test_bad_setting_and_unreachable_broker_are_one_clear_line(monkeypatch):
+def test_version_is_the_installed_package_version():
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and result.output == f"strata {version('strata')}\n"
+
+
+def _strata(*args, **env):
+    """`strata ARGS` as a user runs it: what it prints on each stream and its exit status."""
+    return subprocess.run([sys.executable, "-m", "ops.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+def test_bad_setting_is_one_line_naming_the_variable_from_a_command_and_a_worker(monkeypatch):
     monkeypatch.setenv("STRATA_PARTITIONS", "many")
     result = CliRunner().invoke(cli, ["topics", "create", "--broker", "kafka://127.0.0.1:1"])
-    assert result.exit_code == 2 and "bad setting" in result.output
+    assert result.exit_code == 1
+    assert result.output == "Error: STRATA_PARTITIONS: expected an integer, got 'many'\n"
     monkeypatch.delenv("STRATA_PARTITIONS")
-    result = CliRunner().invoke(cli, ["tail", "profiles", "--broker", "kafka://127.0.0.1:1"])
-    assert result.exit_code == 1 and "the broker did not answer" in result.output
+    worker = _strata("worker", "--broker", "kafka://127.0.0.1:1", STRATA_PROFILE_INTERVAL_S="soon")
+    assert worker.returncode == 1 and worker.stdout == ""
+    assert worker.stderr == "Error: STRATA_PROFILE_INTERVAL_S: expected a finite number, got 'soon'\n"
+
+
+def test_unreachable_broker_is_one_line_and_a_failure():
+    url = f"kafka://127.0.0.1:{free_port()}"  # nothing listens there
+    for command in (["topics", "create"], ["tail", "profiles"]):
+        result = _strata(*command, "--broker", url, STRATA_CONNECT_TIMEOUT_S="0.5")
+        assert result.returncode == 1 and result.stdout == "", command
+        assert result.stderr == (f"Error: cannot reach the broker at {url} within 0.5 s (Connection refused): "
+                                 "is it running? (STRATA_BROKER / --broker)\n"), command
