@@ -226,6 +226,7 @@ class Settings:
                 raise ValueError(f"STRATA_{name.upper()}={getattr(self, name)}: must be above 0")
         if self.max_future_s < 0 or self.recommendations < 0:
             raise ValueError("STRATA_MAX_FUTURE_S and STRATA_RECOMMENDATIONS must not be negative")
+        self.security()  # checks the TLS/SASL settings at start-up, not at the first connection
 
     def security(self) -> KafkaSecurity:
         return KafkaSecurity(self.security_protocol, self.sasl_mechanism, self.sasl_username, self.sasl_password,

@@ -51,12 +51,19 @@ def _strata(*args, **env):
                           env={**os.environ, **env}, timeout=120)
 
 
-def test_bad_setting_is_one_line_naming_the_variable_from_a_command_and_a_worker(monkeypatch):
-    monkeypatch.setenv("STRATA_PARTITIONS", "many")
-    result = CliRunner().invoke(cli, ["topics", "create", "--broker", "kafka://127.0.0.1:1"])
-    assert result.exit_code == 1
-    assert result.output == "Error: STRATA_PARTITIONS: expected an integer, got 'many'\n"
-    monkeypatch.delenv("STRATA_PARTITIONS")
+@pytest.mark.parametrize("variable, value, message", [
+    ("STRATA_PARTITIONS", "many", "STRATA_PARTITIONS: expected an integer, got 'many'"),
+    ("STRATA_PARTITIONS", "0", "STRATA_PARTITIONS=0: must be at least 1"),
+    ("STRATA_SECURITY_PROTOCOL", "TLS",
+     "STRATA_SECURITY_PROTOCOL='TLS': choose one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
+])
+def test_bad_setting_is_one_line_naming_the_variable(monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
+    result = CliRunner().invoke(cli, ["tail", "profiles", "--broker", "kafka://127.0.0.1:1"])
+    assert result.exit_code == 1 and result.output == f"Error: {message}\n"
+
+
+def test_a_worker_with_a_bad_setting_stops_with_one_line():
     worker = _strata("worker", "--broker", "kafka://127.0.0.1:1", STRATA_PROFILE_INTERVAL_S="soon")
     assert worker.returncode == 1 and worker.stdout == ""
     assert worker.stderr == "Error: STRATA_PROFILE_INTERVAL_S: expected a finite number, got 'soon'\n"
