@@ -3,18 +3,18 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-# The CPU build; an open range would pull a several-GB CUDA build.
-TORCH  ?= torch==2.13.0
 STAMP  := $(VENV)/.installed
 
 .PHONY: demo test test-fast install clean
 
-$(STAMP): pyproject.toml Makefile
+# constraints.txt pins every package, torch==2.13.0 included. On Linux x86_64 PyPI's torch
+# 2.13.0 is the CUDA build (several GB of nvidia-* wheels); this project's machines get the CPU
+# build (2.13.0+cpu, which the pin admits) because their pip config offers that wheel locally.
+# Elsewhere add the PyTorch CPU index for it, as deploy/Dockerfile does.
+$(STAMP): pyproject.toml constraints.txt Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	# One resolver sees every requirement at once, so transformers cannot
-	# upgrade click past what faust-streaming allows.
-	$(BIN)/pip install --quiet "$(TORCH)" -e '.[test]'
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -17,8 +17,8 @@ BROKER_HELP = "kafka://HOST:PORT[,HOST:PORT] for Kafka, tansu://HOST:PORT for th
 def _settings(**overrides) -> Settings:
     try:
         return Settings.from_env(**overrides)
-    except ValueError as exc:
-        raise click.UsageError(f"bad setting (flag or STRATA_* variable): {exc}") from None
+    except ValueError as exc:  # the message names the STRATA_* variable, its value and what it must be
+        raise click.ClickException(str(exc)) from None
 
 
 @contextmanager
@@ -35,10 +35,18 @@ def _user_errors(what: str):
 
 
 def _need_broker(settings: Settings) -> Broker:
+    """The broker, once one of its hosts accepts a connection within STRATA_CONNECT_TIMEOUT_S."""
+    from ops.clients import BrokerUnreachable, wait_for_broker
+
     try:
-        return settings.broker_info()
+        broker = settings.broker_info()
     except BrokerURLError as exc:
         raise click.UsageError(f"{exc}. Start a broker with `strata broker`, or use a Kafka cluster.") from None
+    try:
+        wait_for_broker(broker, settings.connect_timeout_s)
+    except BrokerUnreachable as exc:
+        raise click.ClickException(f"{exc}: is it running? (STRATA_BROKER / --broker)") from None
+    return broker
 
 
 broker_option = click.option("--broker", envvar="STRATA_BROKER", help=BROKER_HELP)
@@ -47,6 +55,7 @@ partitions_option = click.option("--partitions", type=int, default=None,
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="strata", prog_name="strata", message="%(prog)s %(version)s")
 def cli() -> None:
     """Strata: layered user-interest profiles from streams of behaviour events."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

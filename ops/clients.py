@@ -1,6 +1,7 @@
 """Plain Kafka clients for the CLI and tests: publish events and items, read a topic."""
 from __future__ import annotations
 
+import socket
 import time
 from typing import Iterable, Iterator, Optional
 
@@ -10,6 +11,35 @@ from model.documents import encode
 from state.event import EVENT_TYPES
 from streams.settings import Broker, Settings
 from streams.topics import event_topic
+
+
+class BrokerUnreachable(ConnectionError):
+    pass
+
+
+def wait_for_broker(broker: Broker, timeout_s: float) -> None:
+    """Return once a host of `broker` accepts a TCP connection; BrokerUnreachable after timeout_s.
+
+    Kafka clients retry for 30 s and log every refused connection before they fail; this fails
+    within timeout_s with one message. Each host gets a share of the time left, so one that drops
+    packets does not use it all; refused connections are retried, as a broker may be starting.
+    The first failure is the one reported: later attempts may only have had a sliver of time.
+    """
+    deadline = time.monotonic() + timeout_s
+    first: Optional[OSError] = None
+    while True:
+        for host in broker.hosts:
+            share = (deadline - time.monotonic()) / len(broker.hosts)
+            if share <= 0:
+                raise BrokerUnreachable(f"cannot reach the broker at {broker} within {timeout_s:g} s "
+                                        f"({first.strerror or first})")
+            name, _, port = host.rpartition(":")
+            try:
+                socket.create_connection((name, int(port)), timeout=share).close()
+                return
+            except OSError as exc:
+                first = first or exc
+        time.sleep(max(0.0, min(0.1, deadline - time.monotonic())))
 
 
 def producer(broker: Broker, restorable: bool = False) -> KafkaProducer:

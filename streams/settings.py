@@ -1,6 +1,7 @@
 """Worker and CLI settings: one dataclass, filled from flags and STRATA_* environment variables."""
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
@@ -116,15 +117,30 @@ class Broker:
         return ",".join(f"{scheme}://{h}" for h in self.hosts)
 
 
-def _env(name: str, default, cast=str):
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):  # nan slips past every range check, inf past the upper ones
+        raise ValueError(text)
+    return number
+
+
+# How a numeric setting is read from its STRATA_* variable (chosen by the type of its default),
+# and what a bad value is told was expected. The others are taken as strings.
+_PARSERS = {int: (int, "an integer"), float: (_finite, "a finite number")}
+
+
+def _env(name: str, default):
     variable = f"STRATA_{name.upper()}"
     value = os.environ.get(variable)
     if value is None or value == "":
         return default
+    if type(default) not in _PARSERS:
+        return value
+    parse, expected = _PARSERS[type(default)]
     try:
-        return cast(value)
+        return parse(value)
     except ValueError:
-        raise ValueError(f"{variable}={value!r} is not a valid {cast.__name__}") from None
+        raise ValueError(f"{variable}: expected {expected}, got {value!r}") from None
 
 
 PROCESSING_GUARANTEES = ("at_least_once", "exactly_once")
@@ -152,6 +168,8 @@ class Settings:
     ssl_cafile: Optional[str] = None
     # at_least_once, or exactly_once (Kafka transactions; a real Kafka only, the embedded broker has none).
     processing_guarantee: str = "at_least_once"
+    # How long the CLI waits for a broker host to accept a connection before it gives up.
+    connect_timeout_s: float = 5.0
     # How often dirty users get new profiles, and how many go through the model at once.
     profile_interval_s: float = 1.0
     inference_batch: int = 256
@@ -182,9 +200,7 @@ class Settings:
         for f in fields(cls):
             if f.name == "horizons":
                 continue
-            default = None if f.default is MISSING else f.default
-            cast = {int: int, float: float, Path: Path}.get(type(default), str)
-            values[f.name] = _env(f.name, default, cast)
+            values[f.name] = _env(f.name, None if f.default is MISSING else f.default)
         values.update({k: v for k, v in overrides.items() if v is not None})
         if values.get("data_dir") is not None:
             values["data_dir"] = Path(values["data_dir"])
@@ -205,11 +221,12 @@ class Settings:
             if getattr(self, name) < 1:
                 raise ValueError(f"STRATA_{name.upper()}={getattr(self, name)}: must be at least 1")
         for name in ("profile_interval_s", "ingest_within_s", "window_max_age_days", "checkpoint_poll_s",
-                     "dlq_retention_days"):
+                     "dlq_retention_days", "connect_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"STRATA_{name.upper()}={getattr(self, name)}: must be above 0")
         if self.max_future_s < 0 or self.recommendations < 0:
             raise ValueError("STRATA_MAX_FUTURE_S and STRATA_RECOMMENDATIONS must not be negative")
+        self.security()  # checks the TLS/SASL settings at start-up, not at the first connection
 
     def security(self) -> KafkaSecurity:
         return KafkaSecurity(self.security_protocol, self.sasl_mechanism, self.sasl_username, self.sasl_password,

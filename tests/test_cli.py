@@ -1,9 +1,12 @@
+import os
 import subprocess
 import sys
+from importlib.metadata import version
 
 import pytest
 from click.testing import CliRunner
 
+from ops.broker import free_port
 from ops.cli import cli
 
 
@@ -37,10 +40,39 @@ def test_schema_command_prints_the_event_schema():
     assert '"event_id"' in out.stdout
 
 
-def test_bad_setting_and_unreachable_broker_are_one_clear_line(monkeypatch):
-    monkeypatch.setenv("STRATA_PARTITIONS", "many")
-    result = CliRunner().invoke(cli, ["topics", "create", "--broker", "kafka://127.0.0.1:1"])
-    assert result.exit_code == 2 and "bad setting" in result.output
-    monkeypatch.delenv("STRATA_PARTITIONS")
+def test_version_is_the_installed_package_version():
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0 and result.output == f"strata {version('strata')}\n"
+
+
+def _strata(*args, **env):
+    """`strata ARGS` as a user runs it: what it prints on each stream and its exit status."""
+    return subprocess.run([sys.executable, "-m", "ops.cli", *args], capture_output=True, text=True,
+                          env={**os.environ, **env}, timeout=120)
+
+
+@pytest.mark.parametrize("variable, value, message", [
+    ("STRATA_PARTITIONS", "many", "STRATA_PARTITIONS: expected an integer, got 'many'"),
+    ("STRATA_PARTITIONS", "0", "STRATA_PARTITIONS=0: must be at least 1"),
+    ("STRATA_SECURITY_PROTOCOL", "TLS",
+     "STRATA_SECURITY_PROTOCOL='TLS': choose one of PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL"),
+])
+def test_bad_setting_is_one_line_naming_the_variable(monkeypatch, variable, value, message):
+    monkeypatch.setenv(variable, value)
     result = CliRunner().invoke(cli, ["tail", "profiles", "--broker", "kafka://127.0.0.1:1"])
-    assert result.exit_code == 1 and "the broker did not answer" in result.output
+    assert result.exit_code == 1 and result.output == f"Error: {message}\n"
+
+
+def test_a_worker_with_a_bad_setting_stops_with_one_line():
+    worker = _strata("worker", "--broker", "kafka://127.0.0.1:1", STRATA_PROFILE_INTERVAL_S="soon")
+    assert worker.returncode == 1 and worker.stdout == ""
+    assert worker.stderr == "Error: STRATA_PROFILE_INTERVAL_S: expected a finite number, got 'soon'\n"
+
+
+def test_unreachable_broker_is_one_line_and_a_failure():
+    url = f"kafka://127.0.0.1:{free_port()}"  # nothing listens there
+    for command in (["topics", "create"], ["tail", "profiles"]):
+        result = _strata(*command, "--broker", url, STRATA_CONNECT_TIMEOUT_S="0.5")
+        assert result.returncode == 1 and result.stdout == "", command
+        assert result.stderr == (f"Error: cannot reach the broker at {url} within 0.5 s (Connection refused): "
+                                 "is it running? (STRATA_BROKER / --broker)\n"), command

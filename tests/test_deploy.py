@@ -1,9 +1,14 @@
-"""docker-compose.yml cannot run here: check it parses and names only what the code has."""
+"""docker-compose.yml and the image cannot run here: check that they parse, name only what the code
+has, and that the packaging (constraints, non-root user, health probe, .dockerignore) holds."""
+import json
 import re
 from dataclasses import fields
+from importlib.metadata import requires
 from pathlib import Path
 
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from ops.cli import cli
 from streams import metrics
@@ -62,3 +67,102 @@ def test_prometheus_scrapes_the_workers_and_alerts_use_real_metrics():
     for name in used:
         base = re.sub(r"_(total|bucket|sum|count)$", "", name)
         assert base in known, f"alert uses unknown metric {name}"
+
+
+def _dockerfile() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) of deploy/Dockerfile, continuation lines joined, comments dropped."""
+    lines = [line for line in (ROOT / "deploy" / "Dockerfile").read_text().splitlines()
+             if not line.lstrip().startswith("#")]
+    text = re.sub(r"\\\n", " ", "\n".join(lines))
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in text.splitlines() if line.strip()]
+
+
+def test_image_runs_as_a_non_root_user_it_creates():
+    steps = _dockerfile()
+    users = [args.strip() for op, args in steps if op == "USER"]
+    assert users and users[-1] not in ("root", "0"), users
+    assert any(op == "RUN" and "useradd" in args and args.rstrip().endswith(users[-1]) for op, args in steps)
+    last_user = max(i for i, (op, _) in enumerate(steps) if op == "USER")
+    assert all(i > last_user for i, (op, _) in enumerate(steps) if op in ("ENTRYPOINT", "CMD"))
+
+
+def test_image_probes_the_workers_ready_page_on_the_port_it_sets():
+    steps = _dockerfile()
+    env = dict(pair.split("=", 1) for op, args in steps if op == "ENV" for pair in args.split())
+    settings = {f"STRATA_{f.name.upper()}" for f in fields(Settings)}
+    assert set(env) <= settings, set(env) - settings
+    probes = [args for op, args in steps if op == "HEALTHCHECK"]
+    assert len(probes) == 1 and "/ready/" in probes[0] and "STRATA_WEB_PORT" in probes[0]
+    python, flag, code = json.loads(probes[0].split(" CMD ", 1)[1])  # exec form: Docker reads it as JSON
+    assert (python, flag) == ("python", "-c")
+    compile(code, "HEALTHCHECK", "exec")
+    assert '@app.page("/ready/")' in (ROOT / "streams" / "views.py").read_text()
+    for name, svc in _compose()["services"].items():
+        if svc.get("image") == "strata:latest":
+            # Workers keep the probe; one-shot jobs serve no HTTP and would only ever be unhealthy.
+            disabled = svc.get("healthcheck", {}).get("disable", False)
+            assert disabled == (svc["command"] != ["worker"]), name
+            if svc["command"] == ["worker"]:
+                assert svc["environment"]["STRATA_WEB_BIND"] == "0.0.0.0"  # reachable from the other worker
+
+
+def _constraints() -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            assert version and re.fullmatch(r"[0-9][0-9A-Za-z.]*", version), line  # no +local build, no URL
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_constraints_pin_every_requirement_within_its_range():
+    pins = _constraints()
+    assert "strata" not in pins
+    for text in requires("strata"):
+        req = Requirement(text)
+        name = canonicalize_name(req.name)
+        assert name in pins, f"{name} is not pinned in constraints.txt"
+        assert req.specifier.contains(pins[name], prereleases=True), (text, pins[name])
+
+
+def test_make_and_the_image_install_with_the_constraints():
+    project = [line for line in (ROOT / "Makefile").read_text().splitlines() if "pip install" in line and "-e " in line]
+    assert project and all("-c constraints.txt" in line for line in project), project
+    steps = _dockerfile()
+    installs = [i for i, (op, args) in enumerate(steps) if op == "RUN" and "pip install" in args]
+    copied = next(i for i, (op, args) in enumerate(steps) if op == "COPY" and "constraints.txt" in args.split())
+    assert installs and copied < installs[0]
+    for i in installs:
+        for command in steps[i][1].split("&&"):
+            assert "pip install" not in command or "-c constraints.txt" in command, command
+    (torch,) = [args for op, args in steps if op == "RUN" and re.search(r"pip install .*\btorch\b", args)]
+    assert "--no-deps" in torch and "/whl/cpu" in torch  # the CPU build; its dependencies come pinned later
+
+
+def _dockerignored(path: str, patterns: list[str]) -> bool:
+    """Docker's rule: a pattern matching the path or a folder above it excludes it ('**' spans folders)."""
+    parts = path.split("/")
+    for pattern in patterns:
+        regex = "".join("(.*/)?" if tok == "**/" else "[^/]*" if tok == "*" else "[^/]" if tok == "?"
+                        else re.escape(tok) for tok in re.findall(r"\*\*/|\*|\?|[^*?]+", pattern))
+        if any(re.fullmatch(regex, "/".join(parts[:i])) for i in range(1, len(parts) + 1)):
+            return True
+    return False
+
+
+def test_dockerignore_keeps_local_state_out_and_everything_copied_in():
+    patterns = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()
+                if line.strip() and not line.startswith("#")]
+    assert not any(p.startswith("!") for p in patterns)  # _dockerignored does not model exceptions
+    for local in (".venv/bin/python", ".git/HEAD", "data/worker/x.sst", "checkpoints/LATEST", ".cache/strata/x.whl",
+                  "model/__pycache__/x.pyc"):
+        assert _dockerignored(local, patterns), local
+    sources = [word for op, args in _dockerfile() if op == "COPY" for word in args.split()[:-1]]
+    assert {"constraints.txt", "ops", "model", "streams", "state"} <= set(sources)
+    for source in sources:
+        path = ROOT / source
+        files = [path] if path.is_file() else [f for f in path.rglob("*") if f.is_file() and "__pycache__" not in f.parts]
+        assert files, source
+        for f in files:
+            assert not _dockerignored(f.relative_to(ROOT).as_posix(), patterns), f

@@ -1,3 +1,5 @@
+from dataclasses import fields
+
 import pytest
 
 from streams.settings import Broker, BrokerURLError, Settings
@@ -23,3 +25,30 @@ def test_settings_from_env_and_overrides(monkeypatch):
     assert s.topic("profiles") == "t1.profiles"
     with pytest.raises(BrokerURLError, match="--broker"):
         s.broker_info()
+
+
+NUMERIC = [f.name for f in fields(Settings) if type(f.default) in (int, float)]
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+def test_a_numeric_setting_that_does_not_parse_names_its_variable(monkeypatch, name):
+    monkeypatch.setenv(f"STRATA_{name.upper()}", "lots")
+    with pytest.raises(ValueError) as caught:
+        Settings.from_env()
+    expected = "an integer" if type(getattr(Settings, name)) is int else "a finite number"
+    assert str(caught.value) == f"STRATA_{name.upper()}: expected {expected}, got 'lots'"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_float_settings_must_be_finite(monkeypatch, value):
+    monkeypatch.setenv("STRATA_MAX_FUTURE_S", value)  # nan would pass its `not negative` check
+    with pytest.raises(ValueError, match=f"STRATA_MAX_FUTURE_S: expected a finite number, got '{value}'"):
+        Settings.from_env()
+
+
+def test_connect_timeout_is_read_and_checked(monkeypatch):
+    monkeypatch.setenv("STRATA_CONNECT_TIMEOUT_S", "0.5")
+    assert Settings.from_env().connect_timeout_s == 0.5
+    monkeypatch.setenv("STRATA_CONNECT_TIMEOUT_S", "0")
+    with pytest.raises(ValueError, match="STRATA_CONNECT_TIMEOUT_S=0.0: must be above 0"):
+        Settings.from_env()
