@@ -210,6 +210,42 @@ def schema(out) -> None:
 
 
 @cli.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--type", "topic_type", type=click.Choice(["browse", "purchase", "review"]), default=None,
+              help="the topic type the file is meant for (default: each event's own type)")
+@click.option("--json", "as_json", is_flag=True, help="one JSON object per rejected line")
+def validate(file, topic_type, as_json) -> None:
+    """Check an events file offline with the worker's own parser and limits [env STRATA_*]: for
+    each line it refuses, what the DLQ would say. Exit 1 when any line is refused."""
+    from collections import Counter
+
+    from state.event import Rejected, parse_event
+
+    settings = _settings()
+    codes: Counter[str] = Counter()
+    valid = 0
+    with file.open("rb") as f:
+        for number, line in enumerate(f, 1):
+            line = line.rstrip(b"\r\n")
+            if not line.strip():
+                continue  # a blank line is no record
+            try:
+                parse_event(line, topic_type=topic_type, max_bytes=settings.max_event_bytes,
+                            max_future_s=settings.max_future_s)
+                valid += 1
+            except Rejected as exc:
+                codes[exc.rejection.code] += 1
+                error = exc.rejection.as_dict()
+                click.echo(json.dumps({"line": number, "error": error}, ensure_ascii=False) if as_json
+                           else f"line {number}: {error['code']}: {error['message']}")
+    refused = ", ".join(f"{code} {n}" for code, n in codes.most_common())
+    click.echo(f"{valid + sum(codes.values())} records: {valid} valid, {sum(codes.values())} refused"
+               + (f" ({refused})" if refused else ""), err=True)
+    if codes:
+        raise SystemExit(1)
+
+
+@cli.command()
 @click.option("--events", type=int, default=3000, show_default=True)
 @click.option("--users", type=int, default=300, show_default=True)
 @click.option("--timeout", type=float, default=150.0, show_default=True, help="give up after this many seconds")

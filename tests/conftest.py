@@ -8,12 +8,50 @@ from pathlib import Path
 
 import pytest
 
+from model.documents import encode
 from ops.broker import EmbeddedBroker
 from ops.clients import read_topic
 from ops.process import WorkerProcess
 from ops.soak import decode_window
 from streams.settings import Settings
 from streams.topics import create_topics, windows_changelog
+
+
+# A valid event of the user every malformed record claims; and every kind of bad record.
+GOOD = {"event_id": "x", "user_id": "bad-user", "type": "browse", "ts": "2026-11-01T00:00:00Z", "text": "三体"}
+
+
+def malformed_records() -> list[tuple[str, bytes | None, bytes, str]]:
+    """(topic, key, value, expected error code) for each kind of bad record."""
+    def ev(**changes):
+        doc = {**GOOD, **changes}
+        return encode({k: v for k, v in doc.items() if v is not None})
+
+    key = b"bad-user"
+    return [
+        ("events.browse", key, b"{not json", "bad_json"),
+        ("events.browse", key, b'{"text": "\xff\xfe broken"}', "bad_utf8"),
+        ("events.browse", key, ev(event_id="m1", user_id=None), "missing_field"),
+        ("events.browse", key, ev(event_id="m2", ts=None), "missing_field"),
+        ("events.browse", key, ev(event_id="m3", text=None), "no_content"),
+        ("events.browse", key, ev(event_id=12345), "wrong_type"),
+        ("events.browse", key, ev(event_id="m5", attrs={"dwell_ms": "long"}), "wrong_type"),
+        ("events.review", key, ev(event_id="m6", type="review", attrs={"rating": 9}), "out_of_range"),
+        ("events.purchase", key, ev(event_id="m7"), "type_mismatch"),
+        ("events.browse", key, ev(event_id="m8", type="click"), "unknown_type"),
+        ("events.browse", key, ev(event_id="m9", ts="2099-01-01T00:00:00Z"), "future_timestamp"),
+        ("events.browse", key, ev(event_id="m10", ts="yesterday"), "bad_timestamp"),
+        ("events.browse", key, ev(event_id="m11", text="x" * 70_000), "too_large"),
+        ("events.browse", key, b"[1, 2, 3]", "wrong_type"),
+        ("events.browse", b"someone-else", ev(event_id="m12"), "key_mismatch"),
+        # Hostile ones: each of these once stopped the ingest agent and cost other users their events.
+        ("events.browse", key, ev(event_id="m13").replace("三体".encode(), b"\\ud83d hi"), "bad_unicode"),
+        ("events.browse", key, ev(event_id="m14").replace(b'"2026-11-01T00:00:00Z"', b"9" * 400), "number_too_large"),
+        ("events.browse", key, ev(event_id="m15").replace(b"}", b', "n": ' + b"7" * 5000 + b"}"), "number_too_large"),
+        ("events.browse", key, ev(event_id="m16", text="字" * 300_000), "too_large"),  # 900 KB
+        ("events.browse", key, ev(event_id="m17", text="call 13812345678 " + "x" * 66_000), "too_large"),
+    ]
+
 
 
 class Cluster:

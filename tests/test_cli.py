@@ -1,3 +1,4 @@
+import json
 import os
 import subprocess
 import sys
@@ -5,7 +6,9 @@ from importlib.metadata import version
 
 import pytest
 from click.testing import CliRunner
+from conftest import GOOD, malformed_records
 
+from model.documents import encode
 from ops.broker import free_port
 from ops.cli import cli
 
@@ -76,3 +79,28 @@ def test_unreachable_broker_is_one_line_and_a_failure():
         assert result.returncode == 1 and result.stdout == "", command
         assert result.stderr == (f"Error: cannot reach the broker at {url} within 0.5 s (Connection refused): "
                                  "is it running? (STRATA_BROKER / --broker)\n"), command
+
+
+def test_validate_says_per_line_what_the_dlq_says_of_the_malformed_corpus(tmp_path):
+    # The pipeline test checks the DLQ gives these codes; offline, every check but the key's applies.
+    by_type: dict[str, list[tuple[bytes, str]]] = {}
+    for topic, _key, value, code in malformed_records():
+        if code != "key_mismatch":
+            assert b"\n" not in value
+            by_type.setdefault(topic.split(".")[1], []).append((value, code))
+    for topic_type, records in by_type.items():
+        path = tmp_path / f"{topic_type}.jsonl"
+        path.write_bytes(b"\n".join([encode({**GOOD, "type": topic_type})] + [v for v, _ in records]) + b"\n\n")
+        result = CliRunner().invoke(cli, ["validate", str(path), "--type", topic_type, "--json"])
+        assert result.exit_code == 1, result.output
+        found = [json.loads(line) for line in result.stdout.splitlines()]
+        assert [f["error"]["code"] for f in found] == [code for _, code in records]
+        assert [f["line"] for f in found] == list(range(2, len(records) + 2))
+        assert f"{len(records) + 1} records: 1 valid, {len(records)} refused" in result.stderr
+
+
+def test_validate_passes_a_clean_file(tmp_path):
+    path = tmp_path / "ok.jsonl"
+    path.write_bytes(encode(GOOD) + b"\n")
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 0 and "1 records: 1 valid, 0 refused" in result.stderr

@@ -6,6 +6,7 @@ import json
 from collections import Counter
 
 import pytest
+from conftest import GOOD, malformed_records
 from kafka import KafkaProducer
 
 from model.datasets.synthetic import generate
@@ -16,39 +17,6 @@ from streams.topics import partition_for
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(240)]
 
 TOKEN = "pipeline-secret"
-GOOD = {"event_id": "x", "user_id": "bad-user", "type": "browse", "ts": "2026-11-01T00:00:00Z", "text": "三体"}
-
-
-def _malformed() -> list[tuple[str, bytes | None, bytes, str]]:
-    """(topic, key, value, expected error code) for each kind of bad record."""
-    def ev(**changes):
-        doc = {**GOOD, **changes}
-        return encode({k: v for k, v in doc.items() if v is not None})
-
-    key = b"bad-user"
-    return [
-        ("events.browse", key, b"{not json", "bad_json"),
-        ("events.browse", key, b'{"text": "\xff\xfe broken"}', "bad_utf8"),
-        ("events.browse", key, ev(event_id="m1", user_id=None), "missing_field"),
-        ("events.browse", key, ev(event_id="m2", ts=None), "missing_field"),
-        ("events.browse", key, ev(event_id="m3", text=None), "no_content"),
-        ("events.browse", key, ev(event_id=12345), "wrong_type"),
-        ("events.browse", key, ev(event_id="m5", attrs={"dwell_ms": "long"}), "wrong_type"),
-        ("events.review", key, ev(event_id="m6", type="review", attrs={"rating": 9}), "out_of_range"),
-        ("events.purchase", key, ev(event_id="m7"), "type_mismatch"),
-        ("events.browse", key, ev(event_id="m8", type="click"), "unknown_type"),
-        ("events.browse", key, ev(event_id="m9", ts="2099-01-01T00:00:00Z"), "future_timestamp"),
-        ("events.browse", key, ev(event_id="m10", ts="yesterday"), "bad_timestamp"),
-        ("events.browse", key, ev(event_id="m11", text="x" * 70_000), "too_large"),
-        ("events.browse", key, b"[1, 2, 3]", "wrong_type"),
-        ("events.browse", b"someone-else", ev(event_id="m12"), "key_mismatch"),
-        # Hostile ones: each of these once stopped the ingest agent and cost other users their events.
-        ("events.browse", key, ev(event_id="m13").replace("三体".encode(), b"\\ud83d hi"), "bad_unicode"),
-        ("events.browse", key, ev(event_id="m14").replace(b'"2026-11-01T00:00:00Z"', b"9" * 400), "number_too_large"),
-        ("events.browse", key, ev(event_id="m15").replace(b"}", b', "n": ' + b"7" * 5000 + b"}"), "number_too_large"),
-        ("events.browse", key, ev(event_id="m16", text="字" * 300_000), "too_large"),  # 900 KB
-        ("events.browse", key, ev(event_id="m17", text="call 13812345678 " + "x" * 66_000), "too_large"),
-    ]
 
 
 def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
@@ -65,7 +33,7 @@ def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
     # Start-up on the embedded broker takes seconds, not Faust's default 30 s group timeouts.
     assert startup < 20, f"worker took {startup:.1f} s to become ready"
     publish_events(p, cluster.settings, events[1200:])
-    bad = _malformed()
+    bad = malformed_records()
     raw = KafkaProducer(bootstrap_servers=cluster.broker.bootstrap, batch_size=0, max_request_size=2 << 20)
     for topic, key, value, _ in bad:
         raw.send(topic, key=key, value=value)
