@@ -20,7 +20,7 @@ from model.documents import dlq_document, internal, json_schemas, recommendation
 from model.profile import BaselineModel
 from model.serve import profile_batch
 from model.taxonomy import Taxonomy
-from state.event import (ISO_TS_PATTERN, MAX_TS_MS, REJECTION_CODES, Item, Rejected, Rejection, parse_event,
+from state.event import (EVENT_TYPES, ISO_TS_PATTERN, MAX_TS_MS, REJECTION_CODES, Item, Rejected, Rejection, parse_event,
                          parse_ts_ms)
 from state.items import ItemIndex
 from state.window import Entry, Window
@@ -37,15 +37,6 @@ def test_shipped_schemas_are_the_code_s():
     for name, schema in generated.items():
         jsonschema.Draft202012Validator.check_schema(schema)
         assert shipped_schema(name).schema == schema, f"regenerate with `strata schema --dir schemas` ({name})"
-
-
-def _refusal(topic: str, key: bytes, value: bytes) -> Optional[Rejection]:
-    """The worker's verdict on a record, short of its partition: None, or why it goes to the DLQ."""
-    try:
-        check_key(key, parse_event(value, topic_type=topic.removeprefix("events."), now_ms=NOW))
-    except Rejected as exc:
-        return exc.rejection
-    return None
 
 
 def _profiled(entries: list[Entry]) -> tuple[dict, dict]:
@@ -183,11 +174,18 @@ def _cases():
         yield f"corpus {code} {value[:60]!r}", topic, key, value, None
     _, events = generate(300, 20, seed=1, end_ms=NOW - 3_600_000)
     for i, (doc, known) in enumerate([(e, None) for e in events] + EDGE_CASES):
-        topic = f"events.{doc['type']}" if doc.get("type") in ("browse", "purchase", "review") else "events.browse"
+        topic = f"events.{doc['type']}" if doc.get("type") in EVENT_TYPES else "events.browse"
         key = doc["user_id"].encode() if isinstance(doc.get("user_id"), str) else b"u1"
         yield f"event {i} {json.dumps(doc)[:120]}", topic, key, json.dumps(doc).encode(), known
 
 
+def _refusal(topic: str, key: bytes, value: bytes) -> Optional[Rejection]:
+    """The worker's verdict on a record, short of its partition: None, or why it goes to the DLQ."""
+    try:
+        check_key(key, parse_event(value, topic_type=topic.removeprefix("events."), now_ms=NOW))
+    except Rejected as exc:
+        return exc.rejection
+    return None
 
 
 def _not_json(literal: str):
