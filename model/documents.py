@@ -32,7 +32,7 @@ Probability = Annotated[float, Field(ge=0, le=1)]
 
 
 class _Published(BaseModel):
-    # Closed objects: a field the builder adds but the schema lacks fails at once, in tests.
+    # Closed (additionalProperties: false): a builder cannot emit a field its schema lacks.
     model_config = ConfigDict(extra="forbid")
 
 

@@ -168,7 +168,8 @@ def iso_ms(ms: int) -> str:
 
 
 # A plain dataclass, cheap to make on the ingest path; pydantic reads it where the DLQ record
-# embeds it (model/documents.py), so its fields are written once.
+# embeds it (model/documents.py), so its fields are written once, and its schema is closed with
+# every field present, as as_dict writes it.
 @with_config(ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True))
 @dataclass(frozen=True)
 class Rejection:
