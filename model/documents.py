@@ -1,7 +1,9 @@
 """Every document Strata publishes, defined together: profile (schema 2), recommendations (1), DLQ (1).
 
-Each carries `schema_version`; JSON Schemas for them ship in `schemas/`. `encode` is how every
-one of them (and every other published JSON record) becomes bytes: UTF-8, no ASCII escapes.
+Each carries `schema_version` and is built through its pydantic model, which is also where its
+JSON Schema comes from: `json_schemas` gives these and the event's and the item's, as they ship
+in `schemas/`, so a document cannot leave its schema unnoticed. `encode` is how every one of them
+(and every other published JSON record) becomes bytes: UTF-8, no ASCII escapes.
 """
 from __future__ import annotations
 
@@ -9,13 +11,14 @@ import base64
 import json
 import re
 import unicodedata
-from typing import Optional
+from typing import Annotated, Literal, Optional
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
 
 from model.taxonomy import LAYERS, Taxonomy
 from model.text import scrub
-from state.event import Rejection, iso_ms
+from state.event import ITEM_SCHEMA, IsoMs, Item, Rejection, document_schema, iso_ms, json_schema
 from state.window import Window
 
 PROFILE_SCHEMA = 2
@@ -23,6 +26,106 @@ RECOMMENDATIONS_SCHEMA = 1
 DLQ_SCHEMA = 1
 MAX_DLQ_KEY_BYTES = 1024
 MAX_DLQ_MESSAGE_CHARS = 500
+
+Layer = Literal[LAYERS]
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+class _Published(BaseModel):
+    # Closed (additionalProperties: false): a builder cannot emit a field its schema lacks.
+    model_config = ConfigDict(extra="forbid")
+
+
+class LabelP(_Published):
+    label: str
+    p: Probability
+
+
+class LayerProfile(_Published):
+    top: list[LabelP] = Field(description="the most probable labels (STRATA_PROFILE_TOP_K), most probable first")
+    rest: Probability = Field(description="the probability of the other labels")
+    inferred: Probability = Field(description="the share of the layer's evidence resting on categories inferred from text")
+
+
+class ProfileWindow(_Published):
+    events: int = Field(ge=0)
+    from_: Optional[IsoMs] = Field(alias="from", description="the oldest entry's time; null when empty")
+    to: Optional[IsoMs] = Field(description="the newest entry's time; null when empty")
+
+
+class Profile(_Published):
+    """A user's layered interests (topic `profiles`, key user_id)."""
+
+    model_config = ConfigDict(title=f"Strata profile v{PROFILE_SCHEMA}")
+
+    schema_version: Literal[PROFILE_SCHEMA]
+    user_id: str
+    version: int = Field(ge=1, description="one above the user's previous profile")
+    model_version: str
+    updated_at: IsoMs
+    events_seen: int = Field(ge=0, description="the user's accepted events, evicted ones included")
+    window: ProfileWindow
+    # Every layer, each once: propertyNames and minProperties together say so.
+    layers: Annotated[dict[Layer, LayerProfile], Field(min_length=len(LAYERS))]
+    keywords: Annotated[dict[Layer, list[str]], Field(min_length=len(LAYERS))]
+
+
+class Recommendation(_Published):
+    item_id: str
+    score: float = Field(ge=0)
+    layer: Layer = Field(description="the layer that contributes most to the score")
+    reason: str
+    source: Literal["interest"] = Field(description="interest: scored by the profile's category probabilities")
+
+
+class Recommendations(_Published):
+    """Catalogue items for a user, best first (topic `recommendations`, key user_id)."""
+
+    model_config = ConfigDict(title=f"Strata recommendations v{RECOMMENDATIONS_SCHEMA}")
+
+    schema_version: Literal[RECOMMENDATIONS_SCHEMA]
+    user_id: str
+    profile_version: int = Field(ge=1)
+    model_version: str
+    items: list[Recommendation]
+
+
+class DlqSource(_Published):
+    topic: str
+    partition: int = Field(ge=0)
+    offset: int = Field(ge=0)
+
+
+class DlqRecord(_Published):
+    """A refused record (topic `events.dlq`, key the record's own, cut to 1 KiB)."""
+
+    model_config = ConfigDict(title=f"Strata DLQ record v{DLQ_SCHEMA}")
+
+    schema_version: Literal[DLQ_SCHEMA]
+    error: Rejection
+    source: DlqSource
+    raw: str = Field(pattern=r"^[A-Za-z0-9+/]*={0,2}$", json_schema_extra={"contentEncoding": "base64"},
+                     description="the refused value, cut to STRATA_DLQ_RAW_BYTES and scrubbed of personal data")
+    raw_bytes: int = Field(ge=0, description="the refused value's size")
+    at: IsoMs
+
+
+def json_schemas() -> dict[str, dict]:
+    """Every document's JSON Schema by name (`strata schema NAME`): what producers send, as the
+    worker reads it, and what Strata publishes, as it writes it."""
+    return {
+        "event": json_schema(),
+        "item": document_schema(Item, "item", ITEM_SCHEMA),
+        "profile": document_schema(Profile, "profile", PROFILE_SCHEMA, "serialization"),
+        "recommendations": document_schema(Recommendations, "recommendations", RECOMMENDATIONS_SCHEMA,
+                                           "serialization"),
+        "dlq": document_schema(DlqRecord, "dlq", DLQ_SCHEMA, "serialization"),
+    }
+
+
+def schema_file(schema: dict) -> str:
+    """The name a schema ships under in schemas/: the end of its $id."""
+    return schema["$id"].rsplit("/", 1)[1]
 
 
 def encode(doc) -> bytes:
@@ -43,27 +146,27 @@ def profile_document(user_id: str, version: int, model_version: str, window: Win
         top = [{"label": labels[i], "p": round(float(p[i]), 6)} for i in order]
         layers[layer] = {"top": top, "rest": round(max(0.0, 1.0 - float(p[order].sum())), 6),
                          "inferred": round(float(inferred.get(layer, 0.0)), 4)}
-    return {
-        "schema_version": PROFILE_SCHEMA,
-        "user_id": user_id,
-        "version": version,
-        "model_version": model_version,
-        "updated_at": iso_ms(now_ms),
-        "events_seen": window.events_seen,
-        "window": {
+    return Profile(
+        schema_version=PROFILE_SCHEMA,
+        user_id=user_id,
+        version=version,
+        model_version=model_version,
+        updated_at=iso_ms(now_ms),
+        events_seen=window.events_seen,
+        window={
             "events": len(entries),
             "from": iso_ms(entries[0].ts) if entries else None,
             "to": iso_ms(entries[-1].ts) if entries else None,
         },
-        "layers": layers,
-        "keywords": keywords_by_layer,
-    }
+        layers=layers,
+        keywords=keywords_by_layer,
+    ).model_dump(by_alias=True)
 
 
 def recommendations_document(user_id: str, profile_version: int, model_version: str, items: list[dict]) -> dict:
     """`items`: {"item_id", "score", "layer", "reason", "source"} each, best first."""
-    return {"schema_version": RECOMMENDATIONS_SCHEMA, "user_id": user_id, "profile_version": profile_version,
-            "model_version": model_version, "items": items}
+    return Recommendations(schema_version=RECOMMENDATIONS_SCHEMA, user_id=user_id, profile_version=profile_version,
+                           model_version=model_version, items=items).model_dump()
 
 
 _JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})")
@@ -96,15 +199,15 @@ def dlq_document(rejection: Rejection, topic: str, partition: int, offset: int, 
     of personal data (the original size in `raw_bytes`): never over the producer's limit, never
     holding a phone number the events topic held."""
     raw = raw or b""
-    return {
-        "schema_version": DLQ_SCHEMA,
-        "error": {"code": rejection.code, "message": scrub(rejection.message[:MAX_DLQ_MESSAGE_CHARS]),
-                  "field": rejection.field},
-        "source": {"topic": topic, "partition": partition, "offset": offset},
-        "raw": base64.b64encode(scrub_bytes(raw, raw_bound)).decode("ascii"),
-        "raw_bytes": len(raw),
-        "at": iso_ms(now_ms),
-    }
+    return DlqRecord(
+        schema_version=DLQ_SCHEMA,
+        # As a dict: pydantic takes a dataclass instance as it is, a dict it validates.
+        error={**rejection.as_dict(), "message": scrub(rejection.message[:MAX_DLQ_MESSAGE_CHARS])},
+        source={"topic": topic, "partition": partition, "offset": offset},
+        raw=base64.b64encode(scrub_bytes(raw, raw_bound)).decode("ascii"),
+        raw_bytes=len(raw),
+        at=iso_ms(now_ms),
+    ).model_dump()
 
 
 def dlq_key(key: Optional[bytes]) -> bytes:

@@ -197,16 +197,37 @@ def tail(broker, topic, from_end, max_messages, timeout) -> None:
 
 
 @cli.command()
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="write here instead of stdout")
-def schema(out) -> None:
-    """The JSON Schema of the event (version 1), for producers."""
-    from state.event import json_schema
+@click.argument("document", required=False)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="write here instead of stdout")
+@click.option("--dir", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="write every document's schema into DIR, each under its shipped name (--dir schemas)")
+def schema(document, out, out_dir) -> None:
+    """A document's JSON Schema: event (the default, for producers), item, profile,
+    recommendations or dlq."""
+    from model.documents import json_schemas, schema_file
 
-    text = json.dumps(json_schema(), ensure_ascii=False, indent=2) + "\n"
+    schemas = json_schemas()
+    if out_dir is not None:
+        if document or out:
+            raise click.UsageError("--dir writes every schema: give no DOCUMENT and no --out")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for s in schemas.values():
+            (out_dir / schema_file(s)).write_text(_schema_text(s), encoding="utf-8")
+        click.echo(f"wrote {', '.join(schema_file(s) for s in schemas.values())} to {out_dir}")
+        return
+    document = document or "event"
+    if document not in schemas:
+        raise click.BadParameter(f"{document!r} is none of {', '.join(schemas)}", param_hint="DOCUMENT")
+    text = _schema_text(schemas[document])
     if out:
         out.write_text(text, encoding="utf-8")
     else:
         click.echo(text, nl=False)
+
+
+def _schema_text(schema: dict) -> str:
+    return json.dumps(schema, ensure_ascii=False, indent=2) + "\n"
 
 
 @cli.command()

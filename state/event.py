@@ -2,7 +2,8 @@
 
 The pydantic model is the single source of truth: `schemas/event.v1.json`, the JSON Schema that
 producers in other languages validate against, is generated from it (`strata schema`), and a test
-keeps the two equal.
+keeps the two equal. The item (the catalogue record) is defined here too, and what every JSON
+Schema shipped in `schemas/` shares (`document_schema`).
 """
 from __future__ import annotations
 
@@ -13,9 +14,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator,
+                      model_validator, with_config)
+from pydantic.json_schema import JsonSchemaMode
 
 EVENT_TYPES = ("browse", "purchase", "review")
+EVENT_SCHEMA = 1  # no field of the event: its version is in the schema's name
+ITEM_SCHEMA = 1
+RESERVED_KEY_PREFIX = "__faust\x00"  # Faust's RocksDB stores keep each partition's offset under such a key
 
 MAX_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z, the last instant datetime can show
 MAX_INT_DIGITS = 20  # every bounded integer field fits; int() of a longer literal is slow, and refused past 4,300
@@ -42,10 +48,36 @@ REJECTION_CODES = frozenset({
     "wrong_partition",
     "internal",  # an unexpected error; the record is dead-lettered rather than killing the agent
 })
+RejectionCode = Literal[tuple(sorted(REJECTION_CODES))]
 
 
 # A category label: bounded, as every one of them is stored with each event in a window.
 Label = Annotated[str, Field(min_length=1, max_length=128)]
+
+# The ISO-8601 `ts` the JSON Schema admits: the extended form with a zone (what Java's Instant,
+# JavaScript's toISOString, Go's RFC 3339 and Python's isoformat write), years 1970-9999, each
+# month's days (29 February in every year: leap years are left to the parser). parse_ts_ms, i.e.
+# datetime.fromisoformat, reads every string this matches (up to those dates and offsets that
+# carry an instant past 1970 or 9999 in UTC) and more forms besides (basic, week dates).
+_YEAR = "(?:19[7-9][0-9]|[2-9][0-9]{3})"
+_MONTH_DAY = ("(?:(?:0[13578]|1[02])-(?:0[1-9]|[12][0-9]|3[01])"
+              "|(?:0[469]|11)-(?:0[1-9]|[12][0-9]|30)"
+              "|02-(?:0[1-9]|1[0-9]|2[0-9]))")
+_TIME = "(?:[01][0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9](?:[.,][0-9]+)?)?"
+_ZONE = "(?:Z|[+-](?:[01][0-9]|2[0-3])(?::?[0-5][0-9])?)"
+ISO_TS_PATTERN = f"^{_YEAR}-{_MONTH_DAY}[Tt ]{_TIME}{_ZONE}$"
+
+Timestamp = Annotated[Union[str, int], WithJsonSchema({
+    "description": "ISO-8601 with zone, or epoch milliseconds; 1970 to 9999",
+    "anyOf": [
+        {"type": "string", "pattern": ISO_TS_PATTERN},
+        {"type": "integer", "minimum": 0, "maximum": MAX_TS_MS},
+    ],
+})]
+
+# An instant as Strata writes one (iso_ms): UTC, to the millisecond.
+IsoMs = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$",
+                             json_schema_extra={"format": "date-time"})]
 
 
 class Attrs(BaseModel):
@@ -65,20 +97,33 @@ class Event(BaseModel):
     model_config = ConfigDict(
         strict=True,
         extra="ignore",
-        title="Strata event v1",
-        json_schema_extra={"anyOf": [{"required": ["text"]}, {"required": ["item_id"]}]},
+        title=f"Strata event v{EVENT_SCHEMA}",
+        # _has_content: a non-empty text, or an item_id (a null one is no item_id).
+        json_schema_extra={"anyOf": [
+            {"required": ["text"], "properties": {"text": {"type": "string", "minLength": 1}}},
+            {"required": ["item_id"], "properties": {"item_id": {"type": "string"}}},
+        ]},
     )
 
     event_id: str = Field(min_length=1, max_length=128, description="unique; the dedupe key")
-    user_id: str = Field(min_length=1, max_length=128)
+    user_id: str = Field(min_length=1, max_length=128, description="the record key",
+                         json_schema_extra={"not": {"pattern": "^" + re.escape(RESERVED_KEY_PREFIX)}})
     type: Literal[EVENT_TYPES] = Field(description="must match the topic")
-    ts: Union[str, int] = Field(description="ISO-8601 with zone, or epoch milliseconds")
+    ts: Timestamp
     item_id: Optional[str] = Field(None, min_length=1, max_length=128)
     text: Optional[str] = Field(None, description="any language; cut to a bound, scrubbed of PII")
     attrs: Attrs = Field(default_factory=Attrs)
     categories: Optional[list[Label]] = Field(
         None, min_length=1, max_length=3, description="item category path, deep -> surface"
     )
+
+    @field_validator("user_id")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        # The user_id is the key of the user's table rows, where Faust keeps its own bookkeeping.
+        if v.startswith(RESERVED_KEY_PREFIX):
+            raise ValueError(f"may not start with {RESERVED_KEY_PREFIX!r}")
+        return v
 
     @field_validator("ts")
     @classmethod
@@ -122,11 +167,15 @@ def iso_ms(ms: int) -> str:
     return (_EPOCH + timedelta(milliseconds=ms)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+# A plain dataclass, cheap to make on the ingest path; pydantic reads it where the DLQ record
+# embeds it (model/documents.py), so its fields are written once, and its schema is closed with
+# every field present, as as_dict writes it.
+@with_config(ConfigDict(extra="forbid", json_schema_serialization_defaults_required=True))
 @dataclass(frozen=True)
 class Rejection:
     """Why a record was refused: the `error` object of a DLQ message."""
 
-    code: str
+    code: RejectionCode
     message: str
     field: Optional[str] = None
 
@@ -303,26 +352,28 @@ def parse_event(
 
 
 class Item(BaseModel):
-    """A catalogue entry from the `items` topic."""
+    """A catalogue entry from the `items` topic (key: item_id)."""
 
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(strict=True, extra="ignore", title=f"Strata item v{ITEM_SCHEMA}")
 
+    # Optional on input, so that catalogues published before it existed still load; Strata's
+    # writers (the data sets) build items with this model, so they always carry it.
+    schema_version: Literal[ITEM_SCHEMA] = Field(ITEM_SCHEMA, description="a record without it is version 1")
     item_id: str = Field(min_length=1)
     title: str = Field("", max_length=4096)
     categories: list[Label] = Field(default_factory=list, max_length=3)
     attrs: dict = Field(default_factory=dict)
 
 
+def document_schema(model: type[BaseModel], name: str, version: int, mode: JsonSchemaMode = "validation") -> dict:
+    """`model`'s JSON Schema as it ships, in schemas/<name>.v<version>.json (the end of its $id).
+    Records Strata reads are described as it validates them ("validation"), documents it writes
+    as it writes them ("serialization")."""
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema",
+            "$id": f"https://strata.dev/schemas/{name}.v{version}.json",
+            **model.model_json_schema(mode=mode)}
+
+
 def json_schema() -> dict:
-    """The JSON Schema for producers (written to schemas/event.v1.json)."""
-    schema = Event.model_json_schema()
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["$id"] = "https://strata.dev/schemas/event.v1.json"
-    schema["properties"]["ts"] = {
-        "description": "ISO-8601 with zone, or epoch milliseconds; 1970 to 9999",
-        "anyOf": [
-            {"type": "string", "format": "date-time"},
-            {"type": "integer", "minimum": 0, "maximum": MAX_TS_MS},
-        ],
-    }
-    return schema
+    """The event's JSON Schema, for producers (schemas/event.v1.json)."""
+    return document_schema(Event, "event", EVENT_SCHEMA)

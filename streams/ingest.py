@@ -26,14 +26,11 @@ from streams.topics import partition_for
 
 log = logging.getLogger(__name__)
 SHOWN_KEY_CHARS = 80
-RESERVED_KEY_PREFIX = "__faust\x00"  # Faust's RocksDB stores keep each partition's offset under such a key
 
 
 def check_key(key: Optional[bytes], event: Event) -> None:
     """User-keyed topics must be keyed by user_id (byte for byte), or the user's events spread over
-    partitions; and no user id may be one of the keys Faust keeps its own bookkeeping under."""
-    if event.user_id.startswith(RESERVED_KEY_PREFIX):
-        raise Rejected(Rejection("invalid_value", f"user_id may not start with {RESERVED_KEY_PREFIX!r}", "user_id"))
+    partitions. (The event itself refuses a user_id among the keys Faust keeps its bookkeeping under.)"""
     if key is None or key != event.user_id.encode("utf-8"):
         shown = None if key is None else key[:SHOWN_KEY_CHARS].decode("utf-8", "replace")
         raise Rejected(Rejection("key_mismatch", f"record key {shown!r} is not the event's user_id "

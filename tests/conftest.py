@@ -4,11 +4,13 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
+from functools import lru_cache
 from pathlib import Path
 
+import jsonschema
 import pytest
 
-from model.documents import encode
+from model.documents import encode, json_schemas, schema_file
 from ops.broker import EmbeddedBroker
 from ops.clients import read_topic
 from ops.process import WorkerProcess
@@ -52,6 +54,13 @@ def malformed_records() -> list[tuple[str, bytes | None, bytes, str]]:
         ("events.browse", key, ev(event_id="m17", text="call 13812345678 " + "x" * 66_000), "too_large"),
     ]
 
+
+@lru_cache(maxsize=None)
+def shipped_schema(name: str) -> jsonschema.Draft202012Validator:
+    """A validator for the committed schemas/ file of a document (event, item, profile, recommendations,
+    dlq): what producers and consumers validate against."""
+    path = Path(__file__).parent.parent / "schemas" / schema_file(json_schemas()[name])
+    return jsonschema.Draft202012Validator(json.loads(path.read_text("utf-8")))
 
 
 class Cluster:

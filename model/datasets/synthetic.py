@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Iterator, Optional
 
 from model.taxonomy import Taxonomy
-from state.event import iso_ms
+from state.event import Item, iso_ms
 
 _BROWSE = ["", "看看", "搜索", "新款", "热卖", "同款", "对比"]
 _REVIEW_GOOD = ["质量很好", "物流很快", "性价比高", "非常满意", "会回购", "包装精美"]
@@ -34,14 +34,8 @@ def make_catalog(taxonomy: Taxonomy, rng: random.Random, per_category: int = 12)
         words = taxonomy.words[surface]
         for j in range(per_category):
             title = " ".join([rng.choice(_MODIFIERS)] + rng.sample(words, k=min(3, len(words))))
-            items.append(
-                {
-                    "item_id": f"sku-{s_idx:02d}{j:04d}",
-                    "title": title,
-                    "categories": taxonomy.path(surface),
-                    "attrs": {"price": round(rng.uniform(5, 3000), 2)},
-                }
-            )
+            items.append(Item(item_id=f"sku-{s_idx:02d}{j:04d}", title=title, categories=taxonomy.path(surface),
+                              attrs={"price": round(rng.uniform(5, 3000), 2)}).model_dump())
     return items
 
 
