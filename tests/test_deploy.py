@@ -166,3 +166,22 @@ def test_dockerignore_keeps_local_state_out_and_everything_copied_in():
         assert files, source
         for f in files:
             assert not _dockerignored(f.relative_to(ROOT).as_posix(), patterns), f
+
+
+def test_the_host_reaches_kafka_kafka_keeps_its_data_and_workers_come_back():
+    compose = _compose()
+    kafka = compose["services"]["kafka"]
+    env = kafka["environment"]
+    advertised = dict(listener.split("://") for listener in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+    bound = dict(listener.split("://") for listener in env["KAFKA_LISTENERS"].split(","))
+    protocols = dict(pair.split(":") for pair in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    # Containers use the name the compose network resolves; the host a published localhost port.
+    assert compose["x-strata"]["environment"]["STRATA_BROKER"] == f"kafka://{advertised['PLAINTEXT']}"
+    host, port = advertised["HOST"].rsplit(":", 1)
+    assert host == "localhost" and bound["HOST"] == f":{port}" and "HOST" in protocols
+    assert f"127.0.0.1:{port}:{port}" in kafka["ports"]
+    data = [v.split(":") for v in kafka["volumes"]]
+    assert [name for name, path in data if path == env["KAFKA_LOG_DIRS"]] == ["kafka-data"]
+    assert "kafka-data" in compose["volumes"]
+    for name in ("worker1", "worker2"):
+        assert compose["services"][name]["restart"] in ("always", "unless-stopped")
