@@ -23,8 +23,7 @@ from tqdm import tqdm
 from model.categories import known_labels
 from model.categorizer import cached, train_categorizer
 from model.checkpoint import save_checkpoint
-from model.encoders import ScratchGPT2Encoder, TextEncoder, build_encoder
-from model.encoders import PAD
+from model.encoders import PAD, ScratchGPT2Encoder, TextEncoder, build_encoder
 from model.features import EntryTable
 from model.profile import Horizons
 from model.taxonomy import LAYERS, Taxonomy
@@ -32,8 +31,8 @@ from model.training.data import Histories, blank_text, hide_categories
 from model.training.evaluate import compare, format_table, normalise, row_metrics
 from model.training.samples import Sample, make_samples, split_users, stack_targets, user_batches
 from model.training.yardsticks import Yardsticks
-from state.window import Entry
 from model.user_model import LayeredInterestModel, ModelConfig, batch_tensors
+from state.window import Entry
 
 log = logging.getLogger(__name__)
 
