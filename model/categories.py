@@ -22,21 +22,13 @@ Infer = Callable[[Sequence[Entry]], dict[str, np.ndarray]]
 MAX_LABELS = 8
 
 
-def largest(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(column ids [N, k'], values [N, k']) of each row's k largest entries, k' = min(k, C)."""
-    if k >= rows.shape[1]:
-        top = np.tile(np.arange(rows.shape[1]), (len(rows), 1))
-    else:
-        top = np.argpartition(-rows, k - 1, axis=1)[:, :k]
-    return top, np.take_along_axis(rows, top, 1)
-
-
 def top_labels(rows: np.ndarray, k: int = MAX_LABELS) -> np.ndarray:
     """Each row [N, C] with all but its k largest entries zeroed, rescaled to its former mass."""
     if rows.shape[1] <= k:
         return rows
-    top, kept = largest(rows, k)
     out = np.zeros_like(rows)
+    top = np.argpartition(-rows, k - 1, axis=1)[:, :k]
+    kept = np.take_along_axis(rows, top, 1)
     scale = rows.sum(1, keepdims=True) / np.clip(kept.sum(1, keepdims=True), 1e-12, None)
     np.put_along_axis(out, top, kept * scale, 1)
     return out

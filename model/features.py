@@ -5,8 +5,8 @@ and its category rows (one-hot where the event names the label, inferred from te
 not), stored sparsely: at most `MAX_LABELS` labels per layer, as the categorizer's rows carry.
 A window is then a slice of the table, and a batch of windows becomes per-event arrays plus, per
 layer, the (soft) category counts over the three past horizons: exactly the numbers the counting
-baseline uses, so the model starts where the baseline is. The trainer builds one table for all
-its users and slices it every epoch; the worker builds one per batch of windows.
+baseline uses, so the model starts where the baseline is. The trainer builds one table for all its users and slices it every epoch;
+the worker builds one per batch of windows.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from model.categories import MAX_LABELS, Infer, distributions, largest, soft_counts
+from model.categories import MAX_LABELS, Infer, distributions, soft_counts
 from model.profile import Horizons, horizon_weights, layer_weights
 from model.taxonomy import LAYERS, Taxonomy
 from state.event import EVENT_TYPES
@@ -58,6 +58,12 @@ def _attrs(entry: Entry) -> list[float]:
     ]
 
 
+def _sparse(rows: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dense rows [N, C] with at most k non-zeros each -> (label ids [N, k], weights [N, k])."""
+    top = np.argpartition(-rows, k - 1, axis=1)[:, :k] if k < rows.shape[1] else np.tile(np.arange(k), (len(rows), 1))
+    return top.astype(np.int32), np.take_along_axis(rows, top, 1).astype(np.float32)
+
+
 @dataclass
 class EntryTable:
     """Entries as arrays, computed once; windows are (start, end) slices of it."""
@@ -78,7 +84,6 @@ class EntryTable:
         """`infer`'s rows should carry at most MAX_LABELS labels (model/categorizer.cached makes the
         categorizer's so); denser rows keep their MAX_LABELS largest entries."""
         n_labels = {layer: len(taxonomy.labels[layer]) for layer in LAYERS}
-        k = {layer: min(MAX_LABELS, n) for layer, n in n_labels.items()}
         texts: dict[str, int] = {}
         text_id = np.array([texts.setdefault(e.text, len(texts)) if e.text else -1 for e in entries], dtype=np.int64)
         label_ids = {layer: [] for layer in LAYERS}
@@ -87,9 +92,9 @@ class EntryTable:
         for start in range(0, len(entries), chunk):  # dense rows only a chunk at a time
             rows, guessed = distributions(entries[start:start + chunk], taxonomy, infer)
             for layer in LAYERS:
-                ids, weights = largest(rows[layer], k[layer])
-                label_ids[layer].append(ids.astype(np.int32))
-                label_weights[layer].append(weights.astype(np.float32))
+                ids, weights = _sparse(rows[layer], min(MAX_LABELS, n_labels[layer]))
+                label_ids[layer].append(ids)
+                label_weights[layer].append(weights)
             inferred.append(np.stack([guessed[layer] for layer in LAYERS], 1).astype(np.float32))
 
         def joined(parts, shape, dtype):
@@ -100,8 +105,9 @@ class EntryTable:
             np.array([EVENT_TYPE_IDS.get(e.type, 0) for e in entries], dtype=np.int64),
             np.array([_attrs(e) for e in entries], dtype=np.float32).reshape(len(entries), N_ATTRS),
             np.array([e.ts for e in entries], dtype=np.float64),
-            {layer: joined(label_ids[layer], (0, k[layer]), np.int32) for layer in LAYERS},
-            {layer: joined(label_weights[layer], (0, k[layer]), np.float32) for layer in LAYERS},
+            {layer: joined(label_ids[layer], (0, min(MAX_LABELS, n_labels[layer])), np.int32) for layer in LAYERS},
+            {layer: joined(label_weights[layer], (0, min(MAX_LABELS, n_labels[layer])), np.float32)
+             for layer in LAYERS},
             joined(inferred, (0, len(LAYERS)), np.float32),
         )
 

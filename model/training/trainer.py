@@ -173,8 +173,8 @@ class Trainer:
             scores = {}
             for beta in grid:
                 z = beta * model_lp[layer][keep] + (1 - beta) * base_lp
-                p = np.exp(z - z.max(1, keepdims=True))
-                rows = row_metrics(p / p.sum(1, keepdims=True), t)
+                z = z - z.max(1, keepdims=True)
+                rows = row_metrics(np.exp(z) / np.exp(z).sum(1, keepdims=True), t)
                 scores[beta] = (float(rows["cross_entropy"].mean()), float(rows["ndcg@3"].mean()))
             ranks_no_worse = [b for b in grid if scores[b][1] >= scores[0.0][1] - 1e-9]
             chosen[layer] = min(ranks_no_worse, key=lambda b: scores[b][0])
@@ -230,9 +230,8 @@ class Prepared(NamedTuple):
 
 def prepare(histories: Histories, taxonomy: Taxonomy, horizons: Horizons, cfg: TrainConfig,
             blank: bool = False) -> Prepared:
-    """The split, the samples and the inputs as the protocol says (categories hidden in
-    `cfg.hide_categories` of the events, text blanked with `blank`); targets always come from the
-    labels events really carry."""
+    """The split, the samples and the inputs as the protocol says (categories hidden in `cfg.hide_categories` of the events, text
+    blanked with `blank`); targets always come from the labels events really carry."""
     rng = random.Random(cfg.seed)
     train_users, val_users, test_users = split_users(list(histories), rng)
     inputs = hide_categories(histories, cfg.hide_categories, cfg.seed)
@@ -298,7 +297,7 @@ def train(histories: Histories, taxonomy: Taxonomy, out: Path, cfg: TrainConfig,
     trainer.model = LayeredInterestModel(model_config, encoder=trainer.encoder).to(device)
     initial_val = trainer.loss(val_s)
     history = trainer.fit(train_s, val_s)
-    blend = trainer.fit_blend(val_s, yardsticks.validation["baseline"])
+    blend = trainer.fit_blend(val_s, yardsticks.probs(val_s)["baseline"])
 
     probs = {"model": trainer.predict(test_s), **yardsticks.probs(test_s)}
     test_users = {s.user for s in test_s}

@@ -8,7 +8,7 @@
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Optional, Sequence
 
 import numpy as np
@@ -53,9 +53,6 @@ class Yardsticks:
     baseline: dict[str, BaselineParams]
     text: TextBaseline
     text_params: dict[str, BaselineParams]
-    # Both yardsticks' probabilities on the validation samples they were tuned on (what the
-    # model's blend is fitted against): counted once, in `fit`.
-    validation: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
     @classmethod
     def fit(cls, labelled: Sequence[Entry], train: list[Sample], val: list[Sample], taxonomy: Taxonomy,
@@ -69,18 +66,13 @@ class Yardsticks:
         text = TextBaseline(taxonomy, seed=seed).fit(labelled)
         text_past = past_matrix([without_categories(s.window) for s in val], taxonomy, horizons, text.predict)
         text_params = {layer: tune_baseline(text_past[layer], targets[layer], prior[layer]) for layer in LAYERS}
-        fitted = cls(taxonomy, horizons, prior, infer, baseline, text, text_params)
-        fitted.validation = fitted._probs(past, text_past)
-        return fitted
+        return cls(taxonomy, horizons, prior, infer, baseline, text, text_params)
 
     def probs(self, samples: list[Sample]) -> dict[str, dict[str, np.ndarray]]:
         """{"baseline": {layer: [N, C]}, "text_baseline": {...}} on these samples."""
         past = past_matrix([s.window for s in samples], self.taxonomy, self.horizons, self.infer)
         text_past = past_matrix([without_categories(s.window) for s in samples], self.taxonomy, self.horizons,
                                 self.text.predict)
-        return self._probs(past, text_past)
-
-    def _probs(self, past: dict[str, np.ndarray], text_past: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
         return {
             "baseline": {layer: self.baseline[layer].probs(past[layer], self.prior[layer]) for layer in LAYERS},
             "text_baseline": {layer: self.text_params[layer].probs(text_past[layer], self.prior[layer])
