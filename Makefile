@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast install clean
+.PHONY: demo test test-fast install tools clean
 
 # constraints.txt pins every package, torch==2.13.0 included. On Linux x86_64 PyPI's torch
 # 2.13.0 is the CUDA build (several GB of nvidia-* wheels); this project's machines get the CPU
@@ -22,7 +22,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/strata demo
 
-test: $(STAMP)
+# Prometheus and Chromium from Debian: the monitoring and profile-page tests run them for real.
+tools:
+	deploy/test-tools.sh
+
+test: $(STAMP) tools
 	$(BIN)/pytest -q
 
 # Unit tests only: skips the real-broker tests (CI always runs `make test`).

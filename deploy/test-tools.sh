@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Debian packages the tests drive for real: Prometheus (promtool, a scraping server) and
+# headless Chromium. Installs what is missing when it can (root with apt-get); otherwise says
+# what to install and exits non-zero, so `make test` stops with that line instead of failing later.
+set -euo pipefail
+declare -A PACKAGE_OF=([prometheus]=prometheus [promtool]=prometheus [chromium]=chromium)
+missing=()
+for command in "${!PACKAGE_OF[@]}"; do
+  command -v "$command" >/dev/null || missing+=("${PACKAGE_OF[$command]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  echo "installing Debian packages for the tests: $packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  # shellcheck disable=SC2086
+  apt-get install -y -qq --no-install-recommends $packages >/dev/null
+else
+  echo "the tests need: $packages (Debian: sudo apt-get install $packages; or put them on PATH)" >&2
+  exit 1
+fi
