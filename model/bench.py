@@ -55,3 +55,28 @@ def bench_checkpoint(directory: Path, windows: list[list[Entry]], reps: int = 5,
         "raw_texts_per_s": len(texts) / raw, "texts_per_s": len(texts) / ours, "ratio": raw / ours,
         "users_per_s_cold": len(windows) / cold_users, "users_per_s_warm": len(windows) / warm_users,
     }
+
+
+def bench_recommendations(model, windows: list[list[Entry]], n_items: int, reps: int = 5, k: int = 10) -> dict:
+    """Recommendation lists/s for a batch of windows against a made-up catalogue of `n_items`, next to
+    the floor: one matrix product of the same users and items plus a partial sort."""
+    import random
+
+    import numpy as np
+
+    from model.datasets.synthetic import make_catalog
+    from model.recommend.catalogue import CatalogueItem
+
+    surfaces = len(model.taxonomy.labels["surface"])
+    items = make_catalog(model.taxonomy, random.Random(0), -(-n_items // surfaces))[:n_items]
+    rec = model.recommender
+    started = time.perf_counter()
+    rec.set_catalogue([CatalogueItem(i["item_id"], i["title"], tuple(i["categories"])) for i in items])
+    build_s = time.perf_counter() - started
+    dists = model.predict(windows)
+    ours = _median_time(lambda: rec.recommend(windows, dists, k), reps)
+    d = rec.vectors.shape[1] if rec.vectors is not None else 64
+    users, vectors = np.random.rand(len(windows), d).astype(np.float32), np.random.rand(n_items, d).astype(np.float32)
+    floor = _median_time(lambda: np.argpartition(-(users @ vectors.T), k, axis=1)[:, :k], reps)
+    return {"items": n_items, "users": len(windows), "lists_per_s": len(windows) / ours,
+            "floor_lists_per_s": len(windows) / floor, "ratio": floor / ours, "catalogue_build_s": build_s}

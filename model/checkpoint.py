@@ -1,5 +1,5 @@
-"""Checkpoints: `checkpoints/<version>/` (model.safetensors, categorizer.safetensors, config.json,
-taxonomy.json, vocab.json, metrics.json) and `checkpoints/LATEST`, which names the newest and is
+"""Checkpoints: `checkpoints/<version>/` (model.safetensors, categorizer.safetensors,
+recommender.safetensors, recommender.json, config.json, taxonomy.json, vocab.json, metrics.json) and `checkpoints/LATEST`, which names the newest and is
 replaced atomically."""
 from __future__ import annotations
 
@@ -18,37 +18,47 @@ from model.categorizer import Categorizer, CategorizerConfig
 from model.encoders import TextEncoder, encoder_from_config
 from model.latest import CheckpointError, point_latest
 from model.profile import Horizons
+from model.recommend.recommender import Recommender, RecommenderState
+from model.recommend.sequential import SequentialConfig, SequentialModel
 from model.taxonomy import LAYERS, Taxonomy
 from model.user_model import LayeredInterestModel, ModelConfig
 
-FORMAT = 2  # 2: the per-event categorizer travels with the layered model
+FORMAT = 3  # 2: the per-event categorizer travels with the layered model; 3: and the recommender
+
+
 @dataclass
 class Checkpoint:
     model: LayeredInterestModel
     encoder: TextEncoder
     categorizer: Categorizer
+    recommender: RecommenderState
+    sequential: SequentialModel
     taxonomy: Taxonomy
     horizons: Horizons
     config: dict
 
 
 def save_checkpoint(root: Path, model: LayeredInterestModel, encoder: TextEncoder, categorizer: Categorizer,
-                    taxonomy: Taxonomy, horizons: Horizons, metrics: dict, make_latest: bool = True) -> Path:
+                    recommender: Recommender, taxonomy: Taxonomy, horizons: Horizons, metrics: dict,
+                    make_latest: bool = True) -> Path:
     """Write a new version directory, then point LATEST at it (rename: readers never see half)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{os.getpid()}-{time.time_ns()}"
     tmp.mkdir()
     try:
-        return _write_version(root, tmp, model, encoder, categorizer, taxonomy, horizons, metrics, make_latest)
+        return _write_version(root, tmp, model, encoder, categorizer, recommender, taxonomy, horizons, metrics,
+                              make_latest)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
 
 
-def _write_version(root, tmp, model, encoder, categorizer, taxonomy, horizons, metrics, make_latest) -> Path:
+def _write_version(root, tmp, model, encoder, categorizer, recommender, taxonomy, horizons, metrics, make_latest) -> Path:
     save_model(model, str(tmp / "model.safetensors"))
     save_model(categorizer, str(tmp / "categorizer.safetensors"))
+    save_model(recommender.model, str(tmp / "recommender.safetensors"))
+    (tmp / "recommender.json").write_text(json.dumps(recommender.state.to_dict(), ensure_ascii=False))
     digest = hashlib.sha256((tmp / "model.safetensors").read_bytes()).hexdigest()[:6]
     version = f"{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{digest}"
     config = {
@@ -91,7 +101,13 @@ def load_checkpoint(directory: Path, device: torch.device = torch.device("cpu"))
         missing, unexpected = load_model(categorizer, str(directory / "categorizer.safetensors"), strict=True)
         if missing or unexpected:
             raise CheckpointError(f"categorizer weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
+        state = RecommenderState.from_dict(json.loads((directory / "recommender.json").read_text()))
+        sequential = SequentialModel(SequentialConfig(**state.sequential))
+        missing, unexpected = load_model(sequential, str(directory / "recommender.safetensors"), strict=True)
+        if missing or unexpected:
+            raise CheckpointError(f"recommender weights do not fit: missing {missing[:3]}, unexpected {unexpected[:3]}")
         horizons = Horizons(**config["horizons"])
+        sequential.to(device).eval()
         model.to(device).eval()
         encoder.to(device).eval()
         categorizer.eval()
@@ -101,4 +117,4 @@ def load_checkpoint(directory: Path, device: torch.device = torch.device("cpu"))
         raise CheckpointError(f"missing file {Path(exc.filename).name}") from exc
     except Exception as exc:  # corrupt JSON, corrupt safetensors, shape mismatches, unknown encoder
         raise CheckpointError(f"{type(exc).__name__}: {exc}") from exc
-    return Checkpoint(model, encoder, categorizer, taxonomy, horizons, config)
+    return Checkpoint(model, encoder, categorizer, state, sequential, taxonomy, horizons, config)

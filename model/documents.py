@@ -22,7 +22,7 @@ from state.event import ITEM_SCHEMA, IsoMs, Item, Rejection, document_schema, is
 from state.window import Window
 
 PROFILE_SCHEMA = 2
-RECOMMENDATIONS_SCHEMA = 1
+RECOMMENDATIONS_SCHEMA = 2  # 2: four sources; scores are relative (any sign)
 DLQ_SCHEMA = 1
 MAX_DLQ_KEY_BYTES = 1024
 MAX_DLQ_MESSAGE_CHARS = 500
@@ -72,10 +72,13 @@ class Profile(_Published):
 
 class Recommendation(_Published):
     item_id: str
-    score: float = Field(ge=0)
-    layer: Layer = Field(description="the layer that contributes most to the score")
-    reason: str
-    source: Literal["interest"] = Field(description="interest: scored by the profile's category probabilities")
+    score: float = Field(description="the ranking score: higher first, comparable within one list only")
+    layer: Layer = Field(description="the layer whose interest lifts the item most")
+    reason: str = Field(description="why, for people: e.g. 'lately: 科幻小说', 'long-term: 阅读'")
+    source: Literal["sequential", "interest", "content", "popular"] = Field(
+        description="the score part that put the item in the list: sequential (what tends to come next), "
+                    "interest (the layers' categories), content (an item new since training, by its text), "
+                    "popular (what many consumed; lists of users with very few events)")
 
 
 class Recommendations(_Published):

@@ -16,6 +16,7 @@ from model.categorizer import cached
 from model.checkpoint import load_checkpoint
 from model.features import featurize
 from model.profile import ProfileModel
+from model.recommend.recommender import Recommender
 from model.taxonomy import LAYERS
 from model.user_model import batch_tensors
 from state.embedding_cache import EmbeddingCache
@@ -37,6 +38,8 @@ class LearnedModel(ProfileModel):
         self.version = self.config["version"]
         self.cache = EmbeddingCache(cache_size)
         self.encode_batch = encode_batch
+        self.recommender = Recommender(self.taxonomy, ckpt.recommender, ckpt.sequential, self.infer,
+                                       lambda texts: self.text_vectors(texts).float().cpu().numpy(), self.device)
         # Called with (hits, misses) after each batch; the worker turns it into metrics.
         self.on_encode: Optional[Callable[[int, int], None]] = None
 

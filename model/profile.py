@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from model.categories import Infer, distributions, soft_counts
+from model.recommend.recommender import Recommender
 from model.taxonomy import LAYERS, Taxonomy
 from model.text import keywords
 from state.window import Entry
@@ -121,6 +122,7 @@ class ProfileModel(ABC):
     taxonomy: Taxonomy
     horizons: Horizons
     infer: Optional[Infer] = None  # categories from text for entries that name none (or part)
+    recommender: Recommender  # ranks the catalogue for the profiled users
 
     @abstractmethod
     def predict(self, windows: Sequence[Sequence[Entry]]) -> list[dict[str, np.ndarray]]:
@@ -163,6 +165,7 @@ class BaselineModel(ProfileModel):
         }
         self.infer = infer
         self.version = f"baseline-{taxonomy.name}"
+        self.recommender = Recommender.interest_only(taxonomy, self.prior, infer)
 
     def predict(self, windows: Sequence[Sequence[Entry]]) -> list[dict[str, np.ndarray]]:
         out = []

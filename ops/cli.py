@@ -416,8 +416,10 @@ def train(data_file, from_topics, broker, items_file, taxonomy, encoder, out, se
 @click.option("--blank-text", is_flag=True, help="remove the text of every input event (the ablation)")
 @click.option("--json-out", type=click.Path(path_type=Path), default=None, help="also write the figures here")
 def evaluate(checkpoint, data_file, items_file, hide, blank_text, json_out) -> None:
-    """Per layer on the test users: model, baseline and text_baseline, with 95% intervals of the differences."""
+    """Per layer on the test users: model, baseline and text_baseline; next-item ranking (leave-one-out):
+    the recommender, the next-item model alone, MostPop and ItemKNN; with 95% intervals of the differences."""
     from model.latest import CheckpointError
+    from model.recommend.evaluate import format_table as format_recommendation
     from model.training.evaluate import format_table
     from model.training.trainer import evaluate_checkpoint
 
@@ -431,6 +433,7 @@ def evaluate(checkpoint, data_file, items_file, hide, blank_text, json_out) -> N
     click.echo(format_table(result, f"{checkpoint}: test users {result['users']['test']}, "
                                     f"samples {result['samples']['test']}, categories hidden in {hide:.0%} "
                                     f"of input events{', text blanked' if blank_text else ''}"))
+    click.echo("\n" + format_recommendation(result["recommendation"]))
     if json_out:
         json_out.write_text(json.dumps(result, indent=1, ensure_ascii=False))
 
@@ -469,11 +472,16 @@ def bench_ingest_cmd(events, users, runs, json_out) -> None:
               help="events to build windows from (default: generated Chinese events)")
 @click.option("--users", type=int, default=256, show_default=True, help="windows in the batch")
 @click.option("--reps", type=int, default=5, show_default=True, help="medians over this many repetitions")
-def bench_inference_cmd(checkpoints, data_file, users, reps) -> None:
-    """Texts/s and users/s per checkpoint (CPU, and CUDA when present), next to a raw forward."""
+@click.option("--items", "catalogue_sizes", type=click.IntRange(1), multiple=True, default=(10_000, 100_000),
+              show_default=True, help="catalogue sizes for the recommendation figures; repeat the option")
+def bench_inference_cmd(checkpoints, data_file, users, reps, catalogue_sizes) -> None:
+    """Texts/s and users/s per checkpoint (CPU, and CUDA when present), next to a raw forward; then
+    recommendation lists/s for the same users against made-up catalogues, next to a bare matrix
+    product with a partial sort."""
     import torch
 
-    from model.bench import bench_checkpoint
+    from model.bench import bench_checkpoint, bench_recommendations
+    from model.learned import LearnedModel
     from model.training.data import load_histories, read_jsonl
 
     if data_file:
@@ -493,6 +501,15 @@ def bench_inference_cmd(checkpoints, data_file, users, reps) -> None:
             click.echo(f"{r['encoder']:9} {device.type:6} {r['texts']:6d} {r['raw_texts_per_s']:12.0f} "
                        f"{r['texts_per_s']:9.0f} {r['ratio']:6.2f} {r['users_per_s_cold']:13.0f} "
                        f"{r['users_per_s_warm']:13.0f}")
+    click.echo(f"\n{'checkpoint':28} {'device':6} {'items':>7} {'lists/s':>9} {'floor/s':>9} {'ratio':>6} "
+               f"{'catalogue build s':>18}")
+    for directory in checkpoints:
+        for device in devices:
+            model = LearnedModel(directory, device=device)
+            for n in catalogue_sizes:
+                r = bench_recommendations(model, windows, n, reps)
+                click.echo(f"{directory.name[:28]:28} {device.type:6} {n:7d} {r['lists_per_s']:9.0f} "
+                           f"{r['floor_lists_per_s']:9.0f} {r['ratio']:6.2f} {r['catalogue_build_s']:18.1f}")
 
 
 @cli.command()

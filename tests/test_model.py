@@ -16,7 +16,7 @@ from model.training.trainer import TrainConfig, evaluate_checkpoint, train
 
 pytestmark = pytest.mark.timeout(300)
 TINY = dict(d_model=16, text_dim=16, heads=2, cuts_per_user=4, max_events=32, batch_size=32, epochs=3,
-            lm_epochs=2, patience=5, progress=False)
+            lm_epochs=2, patience=5, rec_epochs=2, rec_max_len=16, progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -47,13 +47,17 @@ def test_training_lowers_the_loss_and_reports_every_layer(trained):
 def test_checkpoint_layout_and_round_trip(trained, histories):
     root, path, metrics = trained
     assert latest_version(root) == path.name
-    for name in ("model.safetensors", "config.json", "taxonomy.json", "vocab.json", "metrics.json"):
+    for name in ("model.safetensors", "config.json", "taxonomy.json", "vocab.json", "metrics.json",
+                 "recommender.safetensors", "recommender.json"):
         assert (path / name).exists(), name
     # Re-scoring the loaded checkpoint on the same test users reproduces the trainer's figures.
     again = evaluate_checkpoint(path, histories)
     for layer in LAYERS:
         for m in ("accuracy", "ndcg@3", "cross_entropy"):
             assert again["layers"][layer]["model"][m] == pytest.approx(metrics["layers"][layer]["model"][m], abs=1e-4)
+    for who, row in metrics["recommendation"]["contenders"].items():
+        for m in ("hr@10", "ndcg@10", "mrr"):
+            assert again["recommendation"]["contenders"][who][m] == pytest.approx(row[m], abs=1e-6), (who, m)
     model = LearnedModel(path, device=torch.device("cpu"))
     windows = [h[-10:] for h in list(histories.values())[:5]]
     dists = model.predict(windows)
@@ -64,6 +68,40 @@ def test_checkpoint_layout_and_round_trip(trained, histories):
     model.on_encode = lambda h, m: hits.append((h, m))
     model.predict(windows)
     assert hits[-1][1] == 0 and hits[-1][0] > 0  # every text came from the cache the second time
+
+
+def test_training_scores_the_recommender_like_the_field(trained):
+    _, _, metrics = trained
+    rec = metrics["recommendation"]
+    assert set(rec["contenders"]) == {"model", "model_uncapped", "sequential", "mostpop", "itemknn"}
+    assert rec["users"] > 0 and rec["items"] > rec["items_in_training"] * 0.5
+    for who, row in rec["contenders"].items():
+        assert 0 <= row["ndcg@10"] <= row["hr@10"] <= 1 and 0 < row["mrr"] <= 1 and row["n"] == rec["users"]
+    assert set(rec["ci95"]) == set(rec["contenders"]) - {"model"}
+    assert set(rec["slices"]) == {"new_items", "users_with_at_most_5_events"}
+    assert len(rec["history"]) == 2
+
+
+def test_the_learned_recommender_ranks_a_new_item_by_its_text(trained, histories):
+    from model.recommend.catalogue import CatalogueItem
+
+    _, path, _ = trained
+    model = LearnedModel(path, device=torch.device("cpu"))
+    rec = model.recommender
+    user = max(histories, key=lambda u: len(histories[u]))
+    window = histories[user][-20:]
+    known = sorted({(e.item, e.text, tuple(e.cats or ())) for h in histories.values() for e in h if e.item})
+    items = [CatalogueItem(*k) for k in known]
+    # A copy of the user's favourite kind of item, under an id nobody has seen, without categories.
+    favourite = max({e.cats[-1] for e in window if e.cats}, key=[e.cats[-1] for e in window if e.cats].count)
+    text = next(e.text for e in window if e.cats and e.cats[-1] == favourite and e.text)
+    rec.set_catalogue(items + [CatalogueItem("brand-new", text, ())])
+    assert not rec.has_id[rec.catalogue.index["brand-new"]] and rec.has_id.sum() > 0
+    [recs] = rec.recommend([window], model.predict([window]), k=10)
+    assert {r["item_id"] for r in recs}.isdisjoint(e.item for e in window)
+    scores = rec.scores([rec.catalogue.rows_of(e.item for e in window)], model.predict([window]), np.array([False]))[0][0]
+    new = scores[rec.catalogue.index["brand-new"]]
+    assert np.isfinite(new) and (scores < new).mean() > 0.5  # above the typical item
 
 
 def test_same_seed_same_model(histories, tmp_path):

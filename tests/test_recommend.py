@@ -1,23 +1,128 @@
+"""The recommender: ranking rules, cold start, and the evaluation protocol on hand-checked fixtures."""
+import math
 
+import numpy as np
+import pytest
+from conftest import generated_histories
+
+from model.categorizer import cached, train_categorizer
 from model.profile import BaselineModel
-from model.recommend import recommend
+from model.recommend.baselines import ItemKNN, popularity
+from model.recommend.catalogue import CatalogueItem
+from model.recommend.evaluate import compare, leave_one_out, list_ranks, per_user, target_ranks
+from model.recommend.ranking import ranked
+from model.recommend.recommender import Recommender
 from model.taxonomy import Taxonomy
-from state.event import Item
-from state.items import ItemIndex
 from state.window import Entry
 
+TAX = Taxonomy.load()
 
-def test_recommendations_follow_the_layers_and_skip_seen_items():
-    tax = Taxonomy.load()
-    idx = ItemIndex()
-    for i, surface in enumerate(["科幻小说", "科幻小说", "科幻小说", "茶饮", "咖啡"]):
-        idx.put(Item(item_id=f"i{i}", title=surface, categories=tax.path(surface)))
-    entries = [Entry(id=f"e{k}", ts=k, type="browse", item="i0", cats=tax.path("科幻小说")) for k in range(5)]
-    [d] = BaselineModel(tax).predict([entries])
-    recs = recommend(d, tax, idx, seen={"i0"}, k=3)
-    assert [r["item_id"] for r in recs][:2] == ["i1", "i2"]
-    assert recs[0]["layer"] == "surface" and "科幻小说" in recs[0]["reason"]
-    assert all(r["item_id"] != "i0" for r in recs)
-    assert recs == sorted(recs, key=lambda r: -r["score"])
-    idx.remove("i1")
-    assert "i1" not in {r["item_id"] for r in recommend(d, tax, idx, seen=set(), k=5)}
+
+def _entries(surface: str, n: int, item: str = "i0", start: int = 0) -> list[Entry]:
+    return [Entry(id=f"e{start + k}", ts=start + k, type="browse", item=item, text=surface, cats=TAX.path(surface))
+            for k in range(n)]
+
+
+def _catalogue(*surfaces: str) -> list[CatalogueItem]:
+    return [CatalogueItem(f"i{i}", s, tuple(TAX.path(s))) for i, s in enumerate(surfaces)]
+
+
+def test_the_list_follows_the_layers_names_them_and_skips_consumed_items():
+    model = BaselineModel(TAX)
+    rec = model.recommender
+    rec.set_catalogue(_catalogue("科幻小说", "科幻小说", "科幻小说", "茶饮", "咖啡"))
+    window = _entries("科幻小说", 5)  # all of it item i0
+    [recs] = rec.recommend([window], model.predict([window]), k=3)
+    ids = [r["item_id"] for r in recs]
+    assert "i0" not in ids
+    assert ids[:2] == ["i1", "i2"]
+    assert recs[0]["source"] == "interest"
+    assert recs[0]["reason"] in {f"{when}: {label}" for when, label in
+                                 zip(("long-term", "these weeks", "lately"), TAX.path("科幻小说"))}
+    assert [r["score"] for r in recs] == sorted((r["score"] for r in recs), reverse=True)
+
+
+def test_a_list_is_never_one_category_deep():
+    scores = np.array([[9, 8, 7, 6, 5, 4, 3, 2, 1, 0.5]], dtype=np.float32)
+    labels = np.array([0, 0, 0, 0, 0, 1, 1, 2, 2, 2])
+    [picked] = ranked(scores, k=5, labels=labels, sure=np.ones(10, np.float32), per_category=2)
+    assert list(picked) == [0, 1, 5, 6, 7]
+    # Too few categories: the list is filled with the best of the rest rather than left short.
+    [picked] = ranked(scores[:, :5], k=5, labels=labels[:5], sure=np.ones(5, np.float32), per_category=2)
+    assert sorted(picked) == [0, 1, 2, 3, 4]
+
+
+def test_an_uncategorised_new_item_reaches_a_user_whose_interests_match_its_text():
+    histories = generated_histories(3000, 120, seed=4)
+    labelled = [e for h in histories.values() for e in h]
+    infer = cached(train_categorizer(labelled, TAX, seed=0).predict)
+    by_surface = {}
+    for e in labelled:
+        if e.cats and e.text:
+            by_surface.setdefault(e.cats[-1], e.text)
+    surfaces = sorted(by_surface)[:12]
+    liked = surfaces[0]
+    model = BaselineModel(TAX, infer=infer)
+    # The catalogue: one categorised item per surface label, and a brand-new one with text only.
+    items = [CatalogueItem(f"i{i}", by_surface[s], tuple(TAX.path(s))) for i, s in enumerate(surfaces[1:])]
+    items.append(CatalogueItem("new", by_surface[liked], ()))
+    model.recommender.set_catalogue(items)
+    window = _entries(liked, 6, item="elsewhere")
+    [recs] = model.recommender.recommend([window], model.predict([window]), k=3)
+    assert recs[0]["item_id"] == "new", recs
+
+
+def test_a_new_user_gets_a_list():
+    model = BaselineModel(TAX)
+    model.recommender.set_catalogue(_catalogue("科幻小说", "茶饮", "咖啡"))
+    window = _entries("茶饮", 1, item=None)
+    [recs] = model.recommender.recommend([window], model.predict([window]), k=3)
+    assert len(recs) == 3 and recs[0]["item_id"] == "i1" and recs[0]["source"] == "popular"
+    assert "茶饮" in recs[0]["reason"]
+
+
+def test_evaluation_reproduces_hand_computed_figures():
+    n = 12
+    scores = np.tile(np.arange(n, 0, -1, dtype=np.float32), (3, 1))  # item 0 best, item 11 worst
+    scores[1] = 0.0  # all tied: catalogue order decides
+    targets = np.array([2, 4, 11])
+    consumed = [np.array([0]), np.array([], dtype=np.int64), np.array([3])]
+    ranks = target_ranks(scores, targets, consumed)
+    # user 0: only item 1 is ahead (item 0 consumed); user 1: items 0-3 ahead by order;
+    # user 2: items 0-10 but 3, i.e. 10 ahead: just outside the top 10.
+    assert list(ranks) == [1, 4, 10]
+    m = per_user(ranks)
+    assert list(m["hr@10"]) == [1, 1, 0]
+    assert m["ndcg@10"] == pytest.approx([1 / math.log2(3), 1 / math.log2(6), 0.0])
+    assert m["mrr"] == pytest.approx([1 / 2, 1 / 5, 1 / 11])
+    # A target consumed before can never be recommended: it ranks last.
+    assert target_ranks(scores[:1], np.array([0]), [np.array([0])])[0] == n
+    result = compare({"model": ranks, "other": np.array([0, 0, 0])}, resamples=200)
+    assert result["contenders"]["model"]["hr@10"] == pytest.approx(2 / 3)
+    assert result["contenders"]["other"]["ndcg@10"] == pytest.approx(1.0)
+    lo, hi = result["ci95"]["other"]["ndcg@10"]
+    assert lo <= hi < 0
+    # A served list ranks by its own order; a target off the list falls behind it.
+    assert list(list_ranks([np.array([5, 2]), np.array([7, 8])], np.array([2, 4]), np.array([0, 1]))) == [1, 2]
+
+
+def test_leave_one_out_holds_out_the_last_two_items_by_time():
+    split = leave_one_out({"a": np.array([3, 1, 4, 1, 5]), "b": np.array([9, 2]), "c": np.array([2, 6, 5])})
+    assert split.users == ["a", "c"]  # b has too few items to hold two out
+    assert [list(h) for h in split.history("validation")] == [[3, 1, 4], [2]]
+    assert list(split.targets("validation")) == [1, 6]
+    assert [list(h) for h in split.history("test")] == [[3, 1, 4, 1], [2, 6]]
+    assert list(split.targets("test")) == [5, 5]
+
+
+def test_mostpop_and_itemknn_are_exact():
+    sequences = [np.array([0, 1]), np.array([1, 2]), np.array([0, 1, 2, 2])]
+    assert list(popularity(sequences, 4)) == [2, 3, 3, 0]
+    # Consumed-or-not: item 0 by users {0, 2}, item 1 by {0, 1, 2}, item 2 by {1, 2}.
+    c01, c02, c12 = 2 / math.sqrt(2 * 3), 1 / math.sqrt(2 * 2), 2 / math.sqrt(3 * 2)
+    full = ItemKNN(sequences, 4, k=None)
+    assert full.scores([np.array([0, 2])])[0] == pytest.approx([c02, c01 + c12, c02, 0.0], abs=1e-6)
+    # k=1: each item keeps its single most similar neighbour (ties: the lower id).
+    top1 = ItemKNN(sequences, 4, k=1)
+    assert top1.scores([np.array([1])])[0] == pytest.approx([c01, 0.0, 0.0, 0.0], abs=1e-6)
+    assert top1.scores([np.array([2])])[0] == pytest.approx([0.0, c12, 0.0, 0.0], abs=1e-6)

@@ -24,8 +24,11 @@ from model.categories import known_labels
 from model.categorizer import cached, train_categorizer
 from model.checkpoint import save_checkpoint
 from model.encoders import PAD, ScratchGPT2Encoder, TextEncoder, build_encoder
-from model.features import EntryTable
+from model.features import EntryTable, featurize
 from model.profile import Horizons
+from model.recommend.evaluate import format_table as format_recommendation
+from model.recommend.train import (RecommendConfig, catalogue_items, evaluate_recommender, held_out,
+                                   train_recommender)
 from model.taxonomy import LAYERS, Taxonomy
 from model.training.data import Histories, blank_text, hide_categories
 from model.training.evaluate import compare, format_table, normalise, row_metrics
@@ -35,6 +38,10 @@ from model.user_model import LayeredInterestModel, ModelConfig, batch_tensors
 from state.window import Entry
 
 log = logging.getLogger(__name__)
+
+
+PROFILE_BUDGET_SHARE = 0.65  # of --max-minutes: when the profile model's last epoch must end
+RECOMMENDER_BUDGET_END = 0.9  # and the next-item model's (evaluation and the checkpoint follow)
 
 
 @dataclass
@@ -55,6 +62,8 @@ class TrainConfig:
     lm_epochs: int = 3
     hide_categories: float = 0.0  # fraction of input events whose categories are hidden (per seed)
     max_minutes: Optional[float] = None  # no epoch starts that would end past this, from training's start
+    rec_epochs: int = 40  # the next-item model's, at most (early stopping on validation NDCG@10)
+    rec_max_len: int = 50  # the items it reads back from each position
     progress: bool = True
 
 
@@ -104,6 +113,29 @@ class Trainer:
         mask = rows != PAD
         width = int(mask.sum(1).max())
         return self.encoder(rows[:, :width].long().to(self.device), mask[:, :width].to(self.device))
+
+    @torch.no_grad()
+    def encode_texts(self, texts: list[str], chunk: int = 256) -> torch.Tensor:
+        """[len(texts), dim] vectors from the (trained) text encoder."""
+        self.encoder.eval()
+        parts = [torch.zeros((0, self.encoder.dim), device=self.device)]
+        for i in range(0, len(texts), chunk):
+            ids, mask = self.encoder.tokenize(texts[i:i + chunk])
+            parts.append(self.encoder(ids.to(self.device), mask.to(self.device)).float())
+        return torch.cat(parts)
+
+    @torch.no_grad()
+    def predict_windows(self, windows: list[list[Entry]], infer, chunk: int = 256) -> list[dict[str, np.ndarray]]:
+        """The trained model's profile of each window, as the worker computes it."""
+        self.model.eval()
+        out = []
+        for i in range(0, len(windows), chunk):
+            batch = featurize(windows[i:i + chunk], self.taxonomy, self.horizons, self.cfg.max_events, infer)
+            vecs = self.encode_texts(batch.texts) if batch.texts else torch.zeros((1, self.encoder.dim), device=self.device)
+            log_probs = self.model(vecs, batch_tensors(batch, self.device))
+            probs = {layer: log_probs[layer].exp().cpu().numpy().astype(np.float64) for layer in LAYERS}
+            out += [{layer: probs[layer][j] / probs[layer][j].sum() for layer in LAYERS} for j in range(len(batch.mask))]
+        return out
 
     def pretrain_lm(self, texts: list[str]) -> list[float]:
         """Causal LM on the event text: the scratch encoder learns the language before the heads."""
@@ -268,7 +300,9 @@ def train(histories: Histories, taxonomy: Taxonomy, out: Path, cfg: TrainConfig,
     torch.use_deterministic_algorithms(True, warn_only=True)
     device = device or torch.device("cpu")
     say = (lambda m: log.info(m)) if cfg.progress else (lambda m: None)
-    train_s, val_s, test_s, labelled, entries = prepare(histories, taxonomy, horizons, cfg)
+    # Nothing learns from a user's last two item events: they are the recommender's validation
+    # and test items (model/recommend/evaluate.py).
+    train_s, val_s, test_s, labelled, entries = prepare(held_out(histories), taxonomy, horizons, cfg)
     say(f"samples: {len(train_s)} train, {len(val_s)} validation, {len(test_s)} test")
 
     say(f"categorizer: learning from the {len(labelled)} entries of training users")
@@ -280,8 +314,10 @@ def train(histories: Histories, taxonomy: Taxonomy, out: Path, cfg: TrainConfig,
     say("yardsticks tuned on validation users (the counting baseline and the text classifier)")
 
     trainer = Trainer(taxonomy, horizons, cfg, device)
-    if cfg.max_minutes is not None:
-        trainer.deadline = started + cfg.max_minutes * 60
+    rec_deadline = None
+    if cfg.max_minutes is not None:  # the profile model's epochs get most of it, the next-item model the rest
+        trainer.deadline = started + cfg.max_minutes * 60 * PROFILE_BUDGET_SHARE
+        rec_deadline = started + cfg.max_minutes * 60 * RECOMMENDER_BUDGET_END
     texts = sorted({e.text for s in train_s for e in s.window if e.text})
     arch = {} if cfg.encoder.startswith("hf:") else {"dim": cfg.text_dim}
     trainer.encoder = build_encoder(cfg.encoder, texts, **arch)
@@ -302,6 +338,14 @@ def train(histories: Histories, taxonomy: Taxonomy, out: Path, cfg: TrainConfig,
     probs = {"model": trainer.predict(test_s), **yardsticks.probs(test_s)}
     test_users = {s.user for s in test_s}
     result = compare(probs, stack_targets(test_s), np.array([s.user for s in test_s]), seed=cfg.seed)
+
+    say("recommender: the next-item model, ranking weights and baselines")
+    inputs = hide_categories(histories, cfg.hide_categories, cfg.seed)
+    recommender, recommendation = train_recommender(
+        inputs, catalogue_items(histories), taxonomy, yardsticks.prior, infer,
+        lambda texts: trainer.encode_texts(texts).cpu().numpy(), lambda windows: trainer.predict_windows(windows, infer),
+        trainer.encoder.dim, RecommendConfig(epochs=cfg.rec_epochs, max_len=cfg.rec_max_len), cfg.seed, device,
+        rec_deadline, cfg.progress)
     metrics = {
         **result,
         "encoder": cfg.encoder,
@@ -314,20 +358,24 @@ def train(histories: Histories, taxonomy: Taxonomy, out: Path, cfg: TrainConfig,
         "baseline_params": {layer: asdict(p) for layer, p in yardsticks.baseline.items()},
         "text_baseline_params": {layer: asdict(p) for layer, p in yardsticks.text_params.items()},
         "blend": blend,
+        "recommendation": recommendation,
         "initial_validation_loss": initial_val,
         "history": history,
         "lm_losses": lm_losses,
         "train_seconds": round(time.monotonic() - started, 1),
         "config": asdict(cfg),
     }
-    path = save_checkpoint(out, trainer.model, trainer.encoder, categorizer, taxonomy, horizons, metrics)
+    path = save_checkpoint(out, trainer.model, trainer.encoder, categorizer, recommender, taxonomy, horizons, metrics)
     return path, metrics
 
 
 def summary(metrics: dict) -> str:
     title = (f"test users: {metrics['users']['test']}, samples: {metrics['samples']['test']}, "
              f"categories hidden in {metrics.get('hidden_categories', 0):.0%} of input events")
-    return format_table(metrics, title)
+    text = format_table(metrics, title)
+    if "recommendation" in metrics:
+        text += "\n\n" + format_recommendation(metrics["recommendation"])
+    return text
 
 
 def evaluate_checkpoint(directory: Path, histories: Histories, hide: float = 0.0, blank: bool = False) -> dict:
@@ -338,7 +386,7 @@ def evaluate_checkpoint(directory: Path, histories: Histories, hide: float = 0.0
     learned = LearnedModel(directory, device=torch.device("cpu"))
     metrics = json.loads((Path(directory) / "metrics.json").read_text())
     cfg = TrainConfig(**{**metrics["config"], "progress": False, "hide_categories": hide})
-    train_s, val_s, test_s, labelled, _ = prepare(histories, learned.taxonomy, learned.horizons, cfg, blank)
+    train_s, val_s, test_s, labelled, _ = prepare(held_out(histories), learned.taxonomy, learned.horizons, cfg, blank)
     yardsticks = Yardsticks.fit(labelled, train_s, val_s, learned.taxonomy, learned.horizons, learned.infer,
                                 cfg.seed)
     model = {layer: [] for layer in LAYERS}
@@ -350,4 +398,8 @@ def evaluate_checkpoint(directory: Path, histories: Histories, hide: float = 0.0
     result = compare(probs, stack_targets(test_s), np.array([s.user for s in test_s]), seed=cfg.seed)
     result.update(users={"test": len({s.user for s in test_s})}, samples={"test": len(test_s)},
                   hidden_categories=hide, blank_text=blank)
+    inputs = hide_categories(histories, hide, cfg.seed)
+    learned.recommender.set_catalogue(catalogue_items(histories))
+    result["recommendation"] = evaluate_recommender(learned.recommender, blank_text(inputs) if blank else inputs,
+                                                    learned.predict, cfg.seed)
     return result

@@ -1,0 +1,257 @@
+"""Training and scoring the recommender inside `strata train`.
+
+Leave-one-out by time (model/recommend/evaluate.py): the next-item model learns from every user's
+items before their validation item, stops early on validation NDCG@10, and the ranking weights
+(layers, popularity) and ItemKNN's neighbourhood size are chosen on validation items too. Test
+items are touched once, for the figures. The layered profiles the ranking reads come from the
+profile model, which (in trainer.py) never sees a user's last two item events either.
+"""
+from __future__ import annotations
+
+import logging
+import random
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from model.categories import Infer
+from model.recommend.baselines import ItemKNN, popularity
+from model.recommend.catalogue import Catalogue, CatalogueItem
+from model.recommend.evaluate import Split, compare, leave_one_out, list_ranks, per_user, target_ranks
+from model.recommend.ranking import COLD_USER_EVENTS, RankWeights, combine, exclude, interest, ranked
+from model.recommend.recommender import Recommender, RecommenderState
+from model.recommend.sequential import SequentialConfig, SequentialModel
+from model.taxonomy import LAYERS, Taxonomy
+from state.window import Entry
+
+log = logging.getLogger(__name__)
+
+Profiles = Callable[[Sequence[Sequence[Entry]]], list[dict[str, np.ndarray]]]
+LAYER_GRID = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
+POPULARITY_GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
+KNN_GRID = (10, 50, 100, 200)
+COLD_USER_SLICE = 5  # the cold-start slice: users with at most this many events before the test item
+
+
+@dataclass
+class RecommendConfig:
+    max_len: int = 50
+    d_model: int = 64
+    layers: int = 2
+    heads: int = 2
+    dropout: float = 0.2
+    batch_size: int = 128
+    lr: float = 1e-3
+    epochs: int = 40
+    patience: int = 5
+
+
+def held_out(histories: dict[str, list[Entry]]) -> dict[str, list[Entry]]:
+    """Each history up to (not including) its validation item event, for users that have one:
+    what every model may learn from."""
+    out = {}
+    for user, entries in histories.items():
+        positions = [i for i, e in enumerate(entries) if e.item]
+        out[user] = entries[:positions[-2]] if len(positions) >= 3 else entries
+    return out
+
+
+def catalogue_items(histories: dict[str, list[Entry]]) -> list[CatalogueItem]:
+    """The items events name, with the text and categories of their first event (completed from the
+    catalogue file where there was one), in order of first appearance."""
+    items: dict[str, CatalogueItem] = {}
+    for user in sorted(histories):
+        for e in histories[user]:
+            if e.item and e.item not in items:
+                items[e.item] = CatalogueItem(e.item, e.text, tuple(e.cats or ()))
+    return list(items.values())
+
+
+def _chunks(sequences: Sequence[np.ndarray], max_len: int) -> list[np.ndarray]:
+    """Training pieces of at most max_len + 1 rows, cut back from each sequence's end."""
+    out = []
+    for s in sequences:
+        for end in range(len(s), 1, -max_len):
+            out.append(s[max(0, end - max_len - 1):end])
+    return out
+
+
+def _ndcg(scores: np.ndarray, targets: np.ndarray, consumed: Sequence[np.ndarray]) -> float:
+    return float(per_user(target_ranks(scores, targets, consumed))["ndcg@10"].mean())
+
+
+def fit_sequential(rec: Recommender, train_seqs: Sequence[np.ndarray], split: Split, cfg: RecommendConfig,
+                   seed: int, deadline: Optional[float], progress: bool) -> list[dict]:
+    """Next-item training with full-catalogue softmax; the best epoch by validation NDCG@10 is kept."""
+    model, device = rec.model, rec.device
+    features = rec.features().to(device)
+    chunks = _chunks(train_seqs, cfg.max_len)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    rng = random.Random(seed)
+    history, best, best_state, bad, last_s = [], -1.0, None, 0, 0.0
+    val_hist, val_targets = split.history("validation"), split.targets("validation")
+    for epoch in range(cfg.epochs):
+        if deadline is not None and time.monotonic() + last_s > deadline:
+            log.info("recommender: stopping before epoch %d, the --max-minutes budget", epoch + 1)
+            break
+        started = time.monotonic()
+        model.train()
+        rng.shuffle(chunks)
+        total = 0.0
+        for i in tqdm(range(0, len(chunks), cfg.batch_size), desc=f"next-item epoch {epoch + 1}", disable=not progress):
+            part = chunks[i:i + cfg.batch_size]
+            seqs = torch.full((len(part), max(len(c) for c in part)), -1, dtype=torch.long)
+            for j, c in enumerate(part):
+                seqs[j, :len(c)] = torch.as_tensor(c)
+            seqs = seqs.to(device)
+            inputs, targets = seqs[:, :-1], seqs[:, 1:]
+            vectors = model.item_vectors(features)
+            logits = model.hidden(vectors, inputs) @ vectors.T
+            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+                                                     ignore_index=-1)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += loss.item()
+        rec.vectors = rec.item_vectors(features)
+        ndcg = _ndcg(rec.sequential_scores(val_hist), val_targets, val_hist)
+        last_s = time.monotonic() - started
+        history.append({"epoch": epoch + 1, "loss": total / max(1, -(-len(chunks) // cfg.batch_size)),
+                        "validation_ndcg@10": ndcg})
+        log.info("next-item epoch %d: loss %.4f, validation NDCG@10 %.4f", epoch + 1, history[-1]["loss"], ndcg)
+        if ndcg > best + 1e-5:
+            best, bad = ndcg, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    rec.vectors = rec.item_vectors(features)
+    return history
+
+
+def fit_weights(rec: Recommender, seq: Optional[np.ndarray], layers: dict[str, np.ndarray], targets: np.ndarray,
+                consumed: Sequence[np.ndarray], cold: np.ndarray) -> tuple[RankWeights, float]:
+    """Coordinate ascent on validation NDCG@10 over the layer and popularity weights (the next-item
+    weight stays 1: the scale is relative)."""
+    def score(w: RankWeights) -> float:
+        return _ndcg(combine(w, seq, layers, rec.log_popularity, cold), targets, consumed)
+
+    weights = RankWeights(sequential=1.0 if seq is not None else 0.0)
+    best = score(weights)
+    for _ in range(2):
+        for name, grid in [*((layer, LAYER_GRID) for layer in LAYERS), ("popularity", POPULARITY_GRID)]:
+            for value in grid:
+                trial = RankWeights(**{**weights.to_dict(), name: value})
+                s = score(trial)
+                if s > best + 1e-6:
+                    best, weights = s, trial
+    return weights, best
+
+
+@dataclass
+class Protocol:
+    """Leave-one-out over a catalogue: each user's item rows, where their item events lie in their
+    history, the split, and every user's rows before the validation and before the test item."""
+
+    positions: dict[str, list[int]]
+    split: Split
+    before: dict[str, list[np.ndarray]]
+
+    @classmethod
+    def of(cls, inputs: dict[str, list[Entry]], cat: Catalogue) -> "Protocol":
+        positions = {u: [i for i, e in enumerate(h) if e.item in cat.index] for u, h in inputs.items()}
+        sequences = {u: cat.rows_of(inputs[u][i].item for i in pos) for u, pos in positions.items()}
+        split = leave_one_out(sequences)
+        evaluated = set(split.users)
+        before = {stage: [s[:-cut] if u in evaluated else s for u, s in sequences.items()]
+                  for stage, cut in (("validation", 2), ("test", 1))}
+        return cls(positions, split, before)
+
+    def windows(self, inputs: dict[str, list[Entry]], stage: str) -> list[list[Entry]]:
+        """Each evaluated user's events before the stage's item: what their profile is made of."""
+        back = 2 if stage == "validation" else 1
+        return [inputs[u][:self.positions[u][-back]] for u in self.split.users]
+
+
+def _stage(rec: Recommender, protocol: Protocol, inputs: dict[str, list[Entry]], profiles: Profiles, stage: str):
+    """(histories, targets, cold-user mask, next-item scores, interest per layer, windows) of a stage."""
+    windows = protocol.windows(inputs, stage)
+    hist = protocol.split.history(stage)
+    return (hist, protocol.split.targets(stage), np.array([len(w) <= COLD_USER_EVENTS for w in windows]),
+            rec.sequential_scores(hist), interest(profiles(windows), rec.prior, rec.catalogue), windows)
+
+
+def evaluate_recommender(rec: Recommender, inputs: dict[str, list[Entry]], profiles: Profiles, seed: int,
+                         protocol: Optional[Protocol] = None) -> dict:
+    """Test items, full ranking: the recommender as served (and uncapped), the next-item model alone,
+    MostPop and ItemKNN (its k chosen on validation items); intervals of model - each; the slices of
+    test items new since training and of users with few events."""
+    cat = rec.catalogue
+    protocol = protocol or Protocol.of(inputs, cat)
+    split, before = protocol.split, protocol.before
+    val_hist, val_targets = split.history("validation"), split.targets("validation")
+    knn_val = {k: _ndcg(ItemKNN(before["validation"], len(cat), k).scores(val_hist), val_targets, val_hist)
+               for k in KNN_GRID}
+    knn_k = max(KNN_GRID, key=lambda k: (knn_val[k], -k))
+
+    hist, targets, cold, seq, layers, windows = _stage(rec, protocol, inputs, profiles, "test")
+    scores = combine(rec.state.weights, seq, layers, rec.log_popularity, cold)
+    by_score = target_ranks(scores, targets, hist)
+    exclude(scores, hist)
+    served = ranked(scores, 10, cat.label["surface"], cat.sure["surface"], rec.state.per_category)
+    counts = popularity(before["test"], len(cat)).astype(np.float32)
+    ranks = {"model": list_ranks(served, targets, by_score), "model_uncapped": by_score}
+    if seq is not None:
+        ranks["sequential"] = target_ranks(seq, targets, hist)
+    ranks["mostpop"] = target_ranks(np.repeat(counts[None, :], len(hist), 0), targets, hist)
+    ranks["itemknn"] = target_ranks(ItemKNN(before["test"], len(cat), knn_k).scores(hist), targets, hist)
+    slices = {"new_items": ~rec.has_id[targets],
+              f"users_with_at_most_{COLD_USER_SLICE}_events": np.array([len(w) <= COLD_USER_SLICE for w in windows])}
+    result = compare(ranks, seed=seed, slices=slices)
+    result.update(weights=rec.state.weights.to_dict(), itemknn_k=knn_k,
+                  itemknn_validation_ndcg10={str(k): v for k, v in knn_val.items()}, items=len(cat),
+                  users=len(split.users), per_category=rec.state.per_category)
+    return result
+
+
+def train_recommender(inputs: dict[str, list[Entry]], items: list[CatalogueItem], taxonomy: Taxonomy,
+                      prior: dict[str, np.ndarray], infer: Infer, content: Callable[[list[str]], np.ndarray],
+                      profiles: Profiles, content_dim: int, cfg: RecommendConfig, seed: int,
+                      device: torch.device, deadline: Optional[float] = None, progress: bool = True,
+                      ) -> tuple[Recommender, dict]:
+    """(the recommender for the checkpoint, the "recommendation" block of metrics.json).
+    `inputs`: every user's whole history as the models may see it; `profiles`: the trained profile
+    model on windows."""
+    say = log.info if progress else (lambda *a: None)
+    started = time.monotonic()
+    torch.manual_seed(seed)
+    cat = Catalogue.build(items, taxonomy, infer)
+    protocol = Protocol.of(inputs, cat)
+    counts = popularity(protocol.before["validation"], len(cat))
+    trained = np.nonzero(counts > 0)[0]
+    say(f"recommender: {len(cat)} items ({len(trained)} in training), {len(protocol.split.users)} users evaluated")
+
+    seq_config = SequentialConfig(n_ids=len(trained) + 1, n_surface=len(taxonomy.labels["surface"]),
+                                  content_dim=content_dim, d_model=cfg.d_model, layers=cfg.layers, heads=cfg.heads,
+                                  max_len=cfg.max_len, dropout=cfg.dropout)
+    state = RecommenderState(RankWeights(), {k: list(map(float, v)) for k, v in prior.items()},
+                             vocab=[cat.ids[i] for i in trained], counts=[float(counts[i]) for i in trained],
+                             sequential=asdict(seq_config))
+    rec = Recommender(taxonomy, state, SequentialModel(seq_config).to(device), infer, content, device)
+    rec.use(cat)
+    history = fit_sequential(rec, protocol.before["validation"], protocol.split, cfg, seed, deadline, progress)
+
+    hist, targets, cold, seq, layers, _ = _stage(rec, protocol, inputs, profiles, "validation")
+    state.weights, val_ndcg = fit_weights(rec, seq, layers, targets, hist, cold)
+    say(f"recommender: weights {state.weights.to_dict()} (validation NDCG@10 {val_ndcg:.4f})")
+    result = evaluate_recommender(rec, inputs, profiles, seed, protocol)
+    result.update(validation_ndcg10=val_ndcg, history=history, items_in_training=int(len(trained)),
+                  seconds=round(time.monotonic() - started, 1))
+    return rec, result
