@@ -26,6 +26,7 @@ from conftest import malformed_records
 from faust.types import TP
 from kafka import KafkaProducer
 from prometheus_client import REGISTRY
+from test_deploy import compose_mounts
 
 from model.datasets.synthetic import generate
 from ops.broker import free_port
@@ -147,18 +148,11 @@ def test_alert_rules_pass_promtool_and_each_has_a_firing_and_a_quiet_case():
         assert any(expected) and [] in expected, f"{rule['alert']}: needs a firing and a quiet case"
 
 
-def mounted_files(service: str) -> dict[str, Path]:
-    """Where docker-compose mounts the checkout's files in `service`: container path -> file here."""
-    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    mounts = (volume.split(":") for volume in compose["services"][service]["volumes"])
-    return {inside: ROOT / outside for outside, inside, *_ in mounts if outside.startswith("./")}
-
-
 def prometheus_config() -> dict:
     """deploy/prometheus.yml as it runs here: its rule files are the ones compose mounts."""
     config = yaml.safe_load((DEPLOY / "prometheus.yml").read_text())
-    files = mounted_files("prometheus")
-    config["rule_files"] = [str(files[path]) for path in config["rule_files"]]
+    files = compose_mounts("prometheus")
+    config["rule_files"] = [str(ROOT / files[path]) for path in config["rule_files"]]
     return config
 
 
