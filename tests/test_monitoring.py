@@ -357,3 +357,36 @@ def test_prometheus_scraping_a_worker_answers_every_panel_and_alert(cluster, tmp
             query(url, rule["expr"])  # valid as a whole
             empty = [expr for expr in alert_reads(rule["expr"]) if not query(url, expr)]
             assert not empty, f"{rule['alert']} reads nothing from: {empty}"
+
+
+def lag_partitions(worker) -> set[tuple[str, str]]:
+    """(topic, partition) of the lag series a worker exports now."""
+    try:
+        text = worker.get("/metrics")[1].decode()
+    except OSError:
+        return set()
+    return {(labels["topic"], labels["partition"]) for labels in
+            (dict(re.findall(r'(\w+)="([^"]*)"', line)) for line in text.splitlines()
+             if line.startswith("strata_consumer_lag{"))}
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(180)
+def test_a_worker_stops_reporting_the_lag_of_partitions_it_lost(cluster):
+    s = cluster.settings
+    events = {(s.topic(f"events.{t}"), str(p)) for t in ("browse", "purchase", "review") for p in range(s.partitions)}
+    catalogue = {(s.topic("items"), str(p)) for p in range(s.partitions)}
+    w1 = cluster.worker("w1")
+    w1.wait_ready()
+    wait_for(lambda: lag_partitions(w1) == events | catalogue, "w1 reports every partition", detail=w1.log_tail)
+    w2 = cluster.worker("w2")
+    w2.wait_ready()
+
+    def split() -> bool:
+        # Every event partition reported by exactly one worker; both read the whole catalogue.
+        first, second = lag_partitions(w1), lag_partitions(w2)
+        return (first & catalogue == second & catalogue == catalogue and not (first & second & events)
+                and (first | second) & events == events and first & events and second & events)
+
+    wait_for(split, "the event partitions' lag split between the workers",
+             detail=lambda: f"w1 {sorted(lag_partitions(w1))}\nw2 {sorted(lag_partitions(w2))}\n{w1.log_tail()}")
