@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Debian packages the tests drive for real: Prometheus (promtool, a scraping server) and
-# headless Chromium. Installs what is missing when it can (root with apt-get); otherwise says
-# what to install and exits non-zero, so `make test` stops with that line instead of failing later.
+# Debian packages the tests drive for real: Prometheus (promtool, a scraping server), amtool
+# (Alertmanager's config and routing checks) and headless Chromium. Installs what is missing
+# when it can (root with apt-get); otherwise says what to install and exits non-zero, so
+# `make test` stops with that line instead of failing later.
 set -euo pipefail
-declare -A PACKAGE_OF=([prometheus]=prometheus [promtool]=prometheus [chromium]=chromium)
+declare -A PACKAGE_OF=([prometheus]=prometheus [promtool]=prometheus [amtool]=prometheus-alertmanager [chromium]=chromium)
 missing=()
 for command in "${!PACKAGE_OF[@]}"; do
   command -v "$command" >/dev/null || missing+=("${PACKAGE_OF[$command]}")

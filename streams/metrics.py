@@ -34,6 +34,8 @@ EVENT_TO_PROFILE = Histogram(
 MODEL_INFO = Gauge("strata_model_info", "The profile model in use (value 1)", ["model_version"])
 CHECKPOINT_RELOADS = Counter("strata_checkpoint_reloads_total", "Checkpoints loaded and swapped in")
 CHECKPOINT_FAILURES = Counter("strata_checkpoint_reload_failures_total", "Checkpoints refused")
+CONSUMER_LAG = Gauge("strata_consumer_lag", "Records of a partition this worker owns not yet processed "
+                     "(end offset - committed offset; items: end offset - position)", ["topic", "partition"])
 
 
 def set_model_version(version: str) -> None:

@@ -8,7 +8,7 @@ import faust
 from model.profile import BaselineModel
 from model.taxonomy import Taxonomy
 from model.text import warm_up
-from streams import ingest, profiler, views
+from streams import ingest, lag, profiler, views
 from streams.app import build
 from streams.model_slot import ModelSlot
 from streams.settings import Settings
@@ -38,7 +38,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     slot = model_slot(settings)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     strata = build(settings, slot)
-    for part in (ingest, profiler, views):
+    for part in (ingest, profiler, views, lag):
         part.register(strata)
     if slot.root is not None:
         strata.app.timer(settings.checkpoint_poll_s, name="checkpoint-watch")(slot.poll)

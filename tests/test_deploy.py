@@ -1,5 +1,6 @@
 """docker-compose.yml and the image cannot run here: check that they parse, name only what the code
-has, and that the packaging (constraints, non-root user, health probe, .dockerignore) holds."""
+has, that the packaging (constraints, non-root user, health probe, .dockerignore) holds, and that
+the monitoring services (Prometheus, Alertmanager, Grafana) find each other and their files."""
 import json
 import re
 from dataclasses import fields
@@ -7,7 +8,9 @@ from importlib.metadata import requires
 from pathlib import Path
 
 import yaml
+from faust.sensors.prometheus import FaustMetrics
 from packaging.requirements import Requirement
+from prometheus_client import CollectorRegistry
 from packaging.utils import canonicalize_name
 
 from ops.cli import cli
@@ -21,9 +24,9 @@ def _compose():
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
-def test_compose_has_kafka_topic_setup_two_workers_and_prometheus():
+def test_compose_has_kafka_topic_setup_two_workers_and_monitoring():
     services = _compose()["services"]
-    assert {"kafka", "topics", "worker1", "worker2", "prometheus"} <= set(services)
+    assert {"kafka", "topics", "worker1", "worker2", "prometheus", "alertmanager", "grafana"} <= set(services)
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft
     assert services["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     assert (ROOT / services["worker1"]["build"]["dockerfile"]).exists()
@@ -54,19 +57,97 @@ def test_strata_services_use_real_commands_and_settings():
             assert "STRATA_HTTP_TOKEN" in svc["environment"]
 
 
-def test_prometheus_scrapes_the_workers_and_alerts_use_real_metrics():
+def _prometheus() -> dict:
+    return yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+
+
+def _dashboard() -> dict:
+    return json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "strata.json").read_text())
+
+
+def test_prometheus_scrapes_the_workers_and_alerts_and_dashboard_use_real_metrics():
     services = _compose()["services"]
-    prom = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
-    targets = prom["scrape_configs"][0]["static_configs"][0]["targets"]
+    targets = _prometheus()["scrape_configs"][0]["static_configs"][0]["targets"]
     for t in targets:
         host, port = t.split(":")
         assert services[host]["environment"]["STRATA_WEB_PORT"] == port
-    known = {m._name for m in vars(metrics).values() if hasattr(m, "_name")}
+    faust = CollectorRegistry()  # Faust's sensor names its metrics after the app id
+    FaustMetrics.create(faust, next(f.default for f in fields(Settings) if f.name == "app_id"))
+    known = {m._name for m in vars(metrics).values() if hasattr(m, "_name")} | {m.name for m in faust.collect()}
     rules = yaml.safe_load((ROOT / "deploy" / "alerts.yml").read_text())["groups"][0]["rules"]
-    used = {n for r in rules for n in re.findall(r"strata_[a-z_]+", r["expr"])}
+    queries = [r["expr"] for r in rules] + [t["expr"] for p in _dashboard()["panels"] for t in p.get("targets", [])]
+    used = {n for q in queries for n in re.findall(r"strata_[a-z_]+", q)}
     for name in used:
         base = re.sub(r"_(total|bucket|sum|count)$", "", name)
-        assert base in known, f"alert uses unknown metric {name}"
+        assert base in known, f"unknown metric {name}"
+
+
+def compose_mounts(service: str) -> dict[str, str]:
+    """Container path -> checkout path (relative, './...') of what compose bind-mounts into `service`."""
+    return {inside: outside for outside, inside, *_ in (v.split(":") for v in _compose()["services"][service]["volumes"])
+            if outside.startswith("./")}
+
+
+def test_every_file_compose_mounts_exists_and_monitoring_mounts_are_read_only():
+    for name, svc in _compose()["services"].items():
+        for volume in svc.get("volumes", []):
+            outside, inside, *mode = volume.split(":")
+            if not outside.startswith("./"):
+                continue  # a named volume
+            if outside != "./checkpoints":  # created by the trainer (see README, Packaging)
+                assert (ROOT / outside).exists(), f"{name} mounts {outside}, which is not in the checkout"
+            if name in ("prometheus", "alertmanager", "grafana"):
+                assert mode == ["ro"], f"{name}: {volume} should be read-only"
+
+
+def test_every_published_port_is_on_the_hosts_loopback_and_images_are_pinned():
+    for name, svc in _compose()["services"].items():
+        assert all(p.startswith("127.0.0.1:") for p in svc.get("ports", [])), (name, svc["ports"])
+        image = svc.get("image", "")
+        if image != "strata:latest":  # ours, built from the checkout
+            repository, _, tag = image.partition(":")
+            assert repository and tag and tag != "latest", f"{name}: pin the image tag ({image!r})"
+
+
+def test_prometheus_sends_alerts_to_the_alertmanager_service():
+    compose = _compose()
+    (manager,) = _prometheus()["alerting"]["alertmanagers"]
+    (target,) = manager["static_configs"][0]["targets"]
+    host, port = target.split(":")
+    alertmanager = compose["services"][host]
+    assert alertmanager["image"].startswith("prom/alertmanager:")
+    assert any(p.endswith(f":{port}") for p in alertmanager["ports"])  # Alertmanager listens on 9093
+    config = next(arg.split("=", 1)[1] for arg in alertmanager["command"] if arg.startswith("--config.file="))
+    assert compose_mounts(host)[config] == "./deploy/alertmanager.yml"
+    assert host in compose["services"]["prometheus"]["depends_on"]
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard():
+    services = _compose()["services"]
+    grafana = services["grafana"]
+    mounts = compose_mounts("grafana")
+    assert mounts["/etc/grafana/provisioning"] == "./deploy/grafana/provisioning"
+    assert "127.0.0.1:3000:3000" in grafana["ports"]
+    env = grafana["environment"]
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "true" and env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    assert env["GF_SECURITY_ADMIN_PASSWORD"].startswith("${GRAFANA_ADMIN_PASSWORD")
+    provisioning = ROOT / "deploy" / "grafana" / "provisioning"
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    host, port = source["url"].removeprefix("http://").split(":")
+    assert source["type"] == "prometheus" and host == "prometheus" and any(
+        p.endswith(f":{port}") for p in services[host]["ports"])
+    # $__rate_interval is at least four scrape intervals only when Grafana knows the interval.
+    assert source["jsonData"]["timeInterval"] == _prometheus()["global"]["scrape_interval"]
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "strata.yml").read_text())["providers"]
+    dashboards = ROOT / mounts[provider["options"]["path"]]
+    assert (dashboards / "strata.json").is_file()
+    home = env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.rsplit("/", 1) == [provider["options"]["path"], "strata.json"]
+    panels = [p for p in _dashboard()["panels"] if p["type"] != "row"]
+    assert panels
+    for panel in panels:
+        assert panel["targets"] and panel["datasource"]["uid"] == source["uid"], panel["title"]
+        assert all(t["datasource"]["uid"] == source["uid"] for t in panel["targets"]), panel["title"]
 
 
 def _dockerfile() -> list[tuple[str, str]]:
