@@ -1,22 +1,19 @@
 """A user's recent profile versions as the profile page shows them: per version its time and each
 layer's top labels with their probabilities, plus the latest recommendation list.
 
-Bounded per user (the last TRAIL_VERSIONS versions, TRAIL_LABELS labels a layer) and kept in any
-bytes -> bytes mapping; the worker gives it a RocksDB store in its data dir (streams/trails.py).
-Writing one version is one read and two writes of a few KiB, no model and no broker. Layers are
-whatever the profile carries, so no taxonomy is needed here. No Kafka, no torch.
+Kept in any bytes -> bytes mapping (the worker gives it a RocksDB store in its data dir,
+streams/trails.py), bounded per user: the last TRAIL_VERSIONS profiles. Recording stores the
+published bytes as they are, so the profiler pays a few small writes and no parsing; the page,
+which is rare, parses them. Layers are whatever the profile carries. No Kafka, no torch.
 """
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import dataclass
 from typing import MutableMapping, Optional
 
 TRAIL_VERSIONS = 20
-TRAIL_LABELS = 5  # the page charts labels that were in a layer's top 3; two more keep their lines going
-
-_VERSIONS = b"v"  # key prefixes: b"v" + user_id -> the versions, b"r" + user_id -> the recommendations
-_RECOMMENDATIONS = b"r"
 
 
 @dataclass(frozen=True)
@@ -28,19 +25,10 @@ class TrailPoint:
     top: dict[str, list[tuple[str, float]]]
 
     @classmethod
-    def of(cls, profile: dict, labels: int = TRAIL_LABELS) -> "TrailPoint":
+    def of(cls, profile: dict) -> "TrailPoint":
         """From a profile document (model/documents.py `Profile`)."""
         return cls(profile["version"], profile["updated_at"],
-                   {layer: [(x["label"], x["p"]) for x in doc["top"][:labels]]
-                    for layer, doc in profile["layers"].items()})
-
-    def encode(self) -> list:
-        return [self.version, self.at, {layer: [list(x) for x in top] for layer, top in self.top.items()}]
-
-    @classmethod
-    def decode(cls, raw: list) -> "TrailPoint":
-        version, at, top = raw
-        return cls(version, at, {layer: [(label, p) for label, p in labels] for layer, labels in top.items()})
+                   {layer: [(x["label"], x["p"]) for x in doc["top"]] for layer, doc in profile["layers"].items()})
 
 
 @dataclass(frozen=True)
@@ -57,22 +45,51 @@ class Trail:
 
 
 class TrailStore:
+    """Per user: a key per recorded version (the profile's JSON), the list of those versions, and
+    the latest recommendations. Recording writes three records and deletes the version that fell
+    out; it never reads or rewrites the other versions."""
+
     def __init__(self, store: MutableMapping[bytes, bytes], versions: int = TRAIL_VERSIONS):
         self.store = store
         self.versions = versions
 
-    def record(self, profile: bytes, recommendations: bytes) -> None:
+    def record(self, user_id: str, version: int, profile: bytes, recommendations: bytes) -> None:
         """A profile just published (its JSON) and the recommendations published with it."""
-        doc = json.loads(profile)
-        key = doc["user_id"].encode()
-        raw = self.store.get(_VERSIONS + key)
-        points = json.loads(raw) if raw else []
-        points = [*points, TrailPoint.of(doc).encode()][-self.versions:]
-        self.store[_VERSIONS + key] = json.dumps(points, ensure_ascii=False, separators=(",", ":")).encode()
-        self.store[_RECOMMENDATIONS + key] = recommendations
+        user = _user(user_id)
+        versions = _unpack(self.store.get(_VERSIONS + user))
+        versions.append(version)
+        for gone in versions[:-self.versions]:
+            del self.store[_profile(user, gone)]
+        self.store[_profile(user, version)] = profile
+        self.store[_VERSIONS + user] = _pack(versions[-self.versions:])
+        self.store[_RECOMMENDATIONS + user] = recommendations
 
     def load(self, user_id: str) -> Trail:
-        key = user_id.encode()
-        raw, recommendations = self.store.get(_VERSIONS + key), self.store.get(_RECOMMENDATIONS + key)
-        return Trail([TrailPoint.decode(p) for p in json.loads(raw)] if raw else [],
+        user = _user(user_id)
+        recommendations = self.store.get(_RECOMMENDATIONS + user)
+        return Trail([TrailPoint.of(json.loads(self.store[_profile(user, v)]))
+                      for v in _unpack(self.store.get(_VERSIONS + user))],
                      json.loads(recommendations) if recommendations else None)
+
+
+# Keys: a kind byte, then the user id length-prefixed (so no user's keys start another's), then
+# for a profile its version, big-endian.
+_PROFILE, _VERSIONS, _RECOMMENDATIONS = b"p", b"v", b"r"
+_VERSION = struct.Struct(">Q")
+
+
+def _user(user_id: str) -> bytes:
+    raw = user_id.encode("utf-8", "surrogatepass")
+    return struct.pack(">H", len(raw)) + raw
+
+
+def _profile(user: bytes, version: int) -> bytes:
+    return _PROFILE + user + _VERSION.pack(version)
+
+
+def _pack(versions: list[int]) -> bytes:
+    return b"".join(_VERSION.pack(v) for v in versions)
+
+
+def _unpack(raw: Optional[bytes]) -> list[int]:
+    return [v for (v,) in _VERSION.iter_unpack(raw)] if raw else []

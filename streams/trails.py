@@ -13,7 +13,7 @@ import functools
 import logging
 from pathlib import Path
 
-from rocksdict import Options, Rdict
+from rocksdict import DBCompressionType, Options, Rdict
 
 from model.serve import Profiled
 from state.trail import TrailStore
@@ -23,23 +23,24 @@ log = logging.getLogger(__name__)
 
 
 @functools.cache
-def _open(path: Path) -> TrailStore:
-    # One handle per path and process (RocksDB locks its directory), shared by the profiler and the page.
+def _open(data_dir: Path) -> TrailStore:
+    # One handle per data dir and process (RocksDB locks its directory), shared by the profiler and the page.
     options = Options(raw_mode=True)
     options.create_if_missing(True)
-    options.set_write_buffer_size(4 << 20)  # small records, written a few per second and user
-    db = Rdict(str(path), options)
+    options.set_write_buffer_size(4 << 20)
+    options.set_compression_type(DBCompressionType.lz4())  # JSON that repeats itself from version to version
+    db = Rdict(str(data_dir / "trails"), options)
     atexit.register(db.close)
     return TrailStore(db)
 
 
 def trail_store(settings: Settings) -> TrailStore:
-    return _open(Path(settings.data_dir, "trails").resolve())
+    return _open(settings.data_dir)
 
 
 def record(settings: Settings, done: Profiled) -> None:
     """After the profiler recorded `done`'s profile. Never raises: the profile stands without its trail."""
     try:
-        trail_store(settings).record(done.profile, done.recommendations)
+        trail_store(settings).record(done.user_id, done.version, done.profile, done.recommendations)
     except Exception:  # noqa: BLE001
         log.exception("trails: recording the profile page's trail failed")

@@ -7,6 +7,7 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from html import unescape
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import quote
@@ -19,7 +20,7 @@ from model.serve import Profiled
 from model.taxonomy import Taxonomy
 from ops.clients import producer, publish_events, publish_items
 from state.event import iso_ms
-from state.trail import TRAIL_LABELS, TRAIL_VERSIONS, Trail, TrailPoint, TrailStore
+from state.trail import TRAIL_VERSIONS, Trail, TrailPoint, TrailStore
 from streams import trails
 from streams.page import CHART_TOP, message_page, profile_page
 from streams.settings import Settings
@@ -60,17 +61,18 @@ def same_top(labels: list[tuple[str, float]]) -> dict[str, list[tuple[str, float
 
 def test_trail_keeps_the_last_versions_of_each_user_with_their_latest_recommendations():
     store = TrailStore({})
-    labels = [(f"label-{i}", round(0.12 - 0.01 * i, 2)) for i in range(7)]
     for v in range(1, TRAIL_VERSIONS + 6):
-        store.record(encode(profile(v, same_top(labels))), encode(recommendations("u1", v, [("i1", "why")])))
-    store.record(encode(profile(1, same_top(labels[:2]), user="u2")), encode(recommendations("u2", 1, [])))
+        doc = profile(v, same_top([("a", 0.5), ("b", round(0.01 * v, 2))]))
+        store.record("u1", v, encode(doc), encode(recommendations("u1", v, [("i1", "why")])))
+    store.record("u1\x00", 1, encode(profile(1, same_top([("c", 0.9)]), user="u1\x00")), encode(recommendations("u1", 1, [])))
 
     trail = store.load("u1")
     assert [p.version for p in trail.points] == list(range(6, TRAIL_VERSIONS + 6))
-    assert trail.points[-1].top["deep"] == labels[:TRAIL_LABELS]  # bounded per layer too
-    assert trail.points[-1].at == iso_ms(NOW_MS + (TRAIL_VERSIONS + 5) * 60_000)
+    assert trail.points[-1] == TrailPoint(TRAIL_VERSIONS + 5, iso_ms(NOW_MS + (TRAIL_VERSIONS + 5) * 60_000),
+                                          same_top([("a", 0.5), ("b", 0.25)]))
     assert trail.recommendations["profile_version"] == TRAIL_VERSIONS + 5
-    other = store.load("u2")
+    assert len(store.store) == TRAIL_VERSIONS + 2 + 3  # u1: its versions, their list, recommendations; and u1\x00
+    other = store.load("u1\x00")  # a user id that starts with another's keeps its own trail
     assert [p.version for p in other.points] == [1] and other.recommendations["items"] == []
     assert store.load("nobody") == Trail([], None)
 
@@ -82,15 +84,26 @@ def test_trail_through_adds_the_current_profile_only_when_it_was_not_recorded_he
     assert [p.version for p in Trail([], None).through(profile(9, same_top([("b", 0.6)])))] == [9]
 
 
+class Full(dict):
+    """A store on a full disk."""
+
+    def __setitem__(self, key, value):
+        raise OSError(28, "No space left on device")
+
+
 def test_recording_the_trail_in_rocksdb_never_raises_into_the_profiler(tmp_path, caplog):
-    settings = Settings(data_dir=tmp_path)
-    good = profile(1, same_top([("茶饮", 0.7)]))
+    doc = profile(1, same_top([("茶饮", 0.7)]))
+    done = Profiled("u1", 1, encode(doc), encode(recommendations("u1", 1, [])))
+    broken = Settings(data_dir=tmp_path / "broken")
+    trails.trail_store(broken).store = Full()
     with caplog.at_level(logging.ERROR, logger="streams.trails"):
-        trails.record(settings, Profiled("u1", 1, b"{not json", b"{}"))
-    assert "recording the profile page's trail failed" in caplog.text
-    trails.record(settings, Profiled("u1", 1, encode(good), encode(recommendations("u1", 1, []))))
-    assert trails.trail_store(settings).load("u1").points == [TrailPoint.of(good)]
-    assert (tmp_path / "trails").is_dir()
+        trails.record(broken, done)
+    assert "recording the profile page's trail failed" in caplog.text and "No space left" in caplog.text
+
+    settings = Settings(data_dir=tmp_path / "worker")
+    trails.record(settings, done)
+    assert trails.trail_store(settings).load("u1").points == [TrailPoint.of(doc)]
+    assert (tmp_path / "worker" / "trails").is_dir()
 
 
 # --- the rendering -----------------------------------------------------------------------------
@@ -225,3 +238,113 @@ def test_message_pages_escape_their_message():
     page = Elements(message_page("No profile", f"no profile for user {HOSTILE!r} yet"))
     assert not {e.tag for e in page.found} & {"img", "script"}
     assert page.all("p")[-1].text == f"no profile for user {HOSTILE!r} yet"
+
+
+# --- the page on a real worker, in headless Chromium -------------------------------------------
+
+TOKEN = "page-secret"
+USER = '<img src=x onerror="alert(1)">&页面'  # a user id is whatever a producer keys its events with
+PHONE_TRICK = '"><svg onload=alert(1)>手机'  # and so is an item id
+
+# (surface label, texts): the user's interest moves from tea to science fiction to phones, a batch at a time.
+BATCHES = [("茶饮", ["西湖龙井 明前", "安吉白茶", "普洱 熟茶"]),
+           ("科幻小说", ["三体 刘慈欣", "银河帝国 阿西莫夫", "基地 三部曲"]),
+           ("电影", ["星际穿越 诺兰 科幻片", "流浪地球 票房"]),
+           ("智能手机", ["华为 Mate 骁龙", "小米 新款手机", "苹果 iPhone"])]
+
+DOM = """(() => {
+  const text = e => e ? e.textContent : null;
+  const layers = {};
+  for (const card of document.querySelectorAll('article.layer')) {
+    layers[card.id.replace('layer-', '')] = {
+      bars: [...card.querySelectorAll('.bar')].map(b => ({label: b.dataset.label,
+        share: b.querySelector('.fill').getBoundingClientRect().width / b.querySelector('.track').getBoundingClientRect().width})),
+      series: [...card.querySelectorAll('svg.chart g.series')].map(g => ({label: g.dataset.label,
+        lines: [...g.querySelectorAll('polyline')].map(p => [p.points.numberOfItems, p.getTotalLength()]),
+        dots: g.querySelectorAll('circle').length})),
+      versions: [...card.querySelectorAll('svg.chart > text')].map(text).filter(t => t.startsWith('v')),
+      keywords: [...card.querySelectorAll('.keywords li')].map(text)};
+  }
+  return {user: text(document.querySelector('h1')), title: document.title, layers,
+          items: [...document.querySelectorAll('.recs tbody tr')].map(tr => text(tr.cells[1])),
+          note: text(document.getElementById('trail-note')), images: document.images.length,
+          scripts: document.scripts.length, svgs: document.querySelectorAll('svg').length};
+})()"""
+
+
+def events_of(tax: Taxonomy, batch: int, start_ms: int) -> list[dict]:
+    surface, texts = BATCHES[batch]
+    return [{"event_id": f"page-{batch}-{i}", "user_id": USER, "type": "browse", "ts": iso_ms(start_ms + i * 60_000),
+             "text": text, "categories": tax.path(surface)} for i, text in enumerate(texts)]
+
+
+def profile_covering(worker, events: int) -> dict:
+    """The user's profile once it covers `events` events (fetched as JSON, with the token)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        status, body = worker.get(f"/profiles/{quote(USER, safe='')}", headers={"Authorization": f"Bearer {TOKEN}"})
+        if status == 200 and json.loads(body)["events_seen"] == events:
+            return json.loads(body)
+        time.sleep(0.2)
+    raise AssertionError(f"no profile covering {events} events after 30 s:\n{worker.log_tail()}")
+
+
+@pytest.mark.broker
+@pytest.mark.timeout(120)
+def test_profile_page_in_headless_chromium(cluster, tmp_path):
+    tax = Taxonomy.load()
+    catalogue = [{"item_id": f"{surface}-{i}", "title": f"{surface} {i}", "categories": tax.path(surface)}
+                 for surface, _ in BATCHES for i in range(2)]
+    publish_items(cluster.settings, [*catalogue, {"item_id": PHONE_TRICK, "title": "手机", "categories": tax.path("智能手机")}])
+    worker = cluster.worker(env={"STRATA_HTTP_TOKEN": TOKEN})
+    worker.wait_ready(timeout=30)
+    p = producer(cluster.settings.broker_info())
+    start_ms, seen = int(time.time() * 1000) - 3 * 3600_000, 0
+    for batch in range(len(BATCHES)):  # one batch at a time: a profile version or more each
+        events = events_of(tax, batch, start_ms + batch * 600_000)
+        seen += publish_events(p, cluster.settings, events)
+        latest = profile_covering(worker, seen)
+    assert latest["version"] >= len(BATCHES)
+    recs = [json.loads(r.value) for r in cluster.records("recommendations") if r.key.decode() == USER]
+    assert recs[-1]["profile_version"] == latest["version"] and PHONE_TRICK in [r["item_id"] for r in recs[-1]["items"]]
+
+    url = f"{worker.url}/ui/users/{quote(USER, safe='')}"
+    with Chromium(tmp_path / "chromium") as browser:
+        tab = browser.load(url, headers={"Authorization": f"Bearer {TOKEN}"})
+        assert tab.status == 200
+        dom = tab.evaluate(DOM)
+        png = tab.screenshot()
+        (tmp_path / "profile-page.png").write_bytes(png)
+        ARTEFACT.parent.mkdir(exist_ok=True)
+        ARTEFACT.write_bytes(png)
+        refused = browser.load(url)
+        assert refused.status == 401 and UNAUTHORIZED in refused.evaluate("document.body.textContent")
+
+    # Hostile ids are shown as text, not markup: no image, no script, only the three charts.
+    assert dom["user"] == USER and dom["title"] == f"Strata · {USER}"
+    assert (dom["images"], dom["scripts"], dom["svgs"]) == (0, 0, 3)
+    assert list(dom["layers"]) == ["surface", "middle", "deep"]
+    for layer, shown in dom["layers"].items():
+        top = latest["layers"][layer]
+        assert [b["label"] for b in shown["bars"]] == [x["label"] for x in top["top"]] + ["other labels", "share"]
+        wanted = [x["p"] for x in top["top"]] + [top["rest"], top["inferred"]]
+        assert [b["share"] for b in shown["bars"]] == pytest.approx(wanted, abs=0.01), layer  # drawn to scale
+        assert {x["label"] for x in top["top"][:CHART_TOP]} <= {s["label"] for s in shown["series"]}, layer
+        assert all(s["dots"] >= 1 for s in shown["series"])
+        # Every version was recorded on this worker: the newest top labels have lines, drawn.
+        lines = [line for s in shown["series"] if s["label"] == top["top"][0]["label"] for line in s["lines"]]
+        assert lines and all(n >= 2 and length > 0 for n, length in lines), (layer, shown["series"])
+        assert shown["versions"][0] == "v1" and shown["versions"][-1] == f"v{latest['version']}"
+        assert shown["keywords"] == latest["keywords"][layer]
+    assert dom["items"] == [r["item_id"] for r in recs[-1]["items"]]
+    assert dom["note"].startswith(f"{latest['version']} versions recorded on this worker (v1–v{latest['version']})")
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    status, body = worker.get(f"/ui/users/{quote('no<body>', safe='')}", headers=auth)
+    assert status == 404 and "no profile for user 'no<body>' yet" in unescape(body.decode())
+    assert "no<body>" not in body.decode()
+    assert worker.get("/ui/users/" + "u" * 129, headers=auth)[0] == 400
+    assert worker.get(f"/ui/users/{quote(USER, safe='')}/", headers={"Authorization": "Bearer wrong"})[0] == 401
+    log = worker.log_path.read_text(errors="replace")
+    assert "trails: recording" not in log and "profile page:" not in log  # no error on either side
