@@ -348,3 +348,11 @@ def test_profile_page_in_headless_chromium(cluster, tmp_path):
     assert worker.get(f"/ui/users/{quote(USER, safe='')}/", headers={"Authorization": "Bearer wrong"})[0] == 401
     log = worker.log_path.read_text(errors="replace")
     assert "trails: recording" not in log and "profile page:" not in log  # no error on either side
+
+    # The trail is on disk: a restarted worker (same data dir) still shows every version.
+    worker.stop()
+    again = cluster.worker(env={"STRATA_HTTP_TOKEN": TOKEN})
+    again.wait_ready(timeout=30)
+    status, body = again.get(f"/ui/users/{quote(USER, safe='')}", headers=auth, timeout=10)
+    note = Elements(body.decode()).one("p", id="trail-note").text
+    assert status == 200 and note.startswith(f"{latest['version']} versions recorded on this worker"), note
