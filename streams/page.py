@@ -213,8 +213,8 @@ def _trail_note(profile: dict, trail: Trail) -> str:
                 if n else "No version recorded on this worker yet; ")
     note = f"{recorded}it keeps the last {TRAIL_VERSIONS} per user. "
     if not n or trail.points[-1].version < profile["version"]:
-        note += (f"The current version, v{_e(profile['version'])}, was published by the user's previous worker "
-                 f"and restored here from the profiles topic. ")
+        note += (f"The current version, v{_e(profile['version'])}, was not recorded here: it came from the profiles "
+                 f"topic, published while another worker owned this user. ")
     return note + "Versions published while another worker owned this user are not in the chart."
 
 
