@@ -95,7 +95,8 @@ def message_page(title: str, message: str) -> str:
 def _bar(label: str, p: float, kind: str, colour: str = "") -> str:
     width = min(max(float(p), 0.0), 1.0)
     fill = f"width:{100 * width:.2f}%" + (f";background:{colour}" if colour else "")
-    return (f'<div class="bar {kind}" data-label="{_e(label)}"><span class="name" title="{_e(label)}">{_e(label)}</span>'
+    return (f'<div class="bar {kind}" data-label="{_e(label)}">'
+            f'<span class="name" title="{_e(label)}">{_e(label)}</span>'
             f'<span class="track"><span class="fill" style="{fill}"></span></span>'
             f'<span class="value">{_percent(width)}</span></div>')
 
@@ -184,7 +185,8 @@ def _recommendations(profile: dict, recs: dict | None) -> str:
     if recs is None:
         return '<p class="none">No recommendations recorded on this worker yet.</p>'
     rows = "".join(f'<tr><td class="rank">{i}</td><td><code>{_e(r["item_id"])}</code></td>'
-                   f'<td class="num">{float(r["score"]):.3f}</td><td>{_e(r["layer"])}</td><td>{_e(r["reason"])}</td></tr>'
+                   f'<td class="num">{float(r["score"]):.3f}</td><td>{_e(r["layer"])}</td>'
+                   f'<td>{_e(r["reason"])}</td></tr>'
                    for i, r in enumerate(recs["items"], 1))
     table = (f'<table><thead><tr><th class="rank">#</th><th>Item</th><th class="num">Score</th><th>Layer</th>'
              f"<th>Reason</th></tr></thead>"
@@ -209,8 +211,9 @@ def _ranges(versions: list[int]) -> str:
 
 def _trail_note(profile: dict, trail: Trail) -> str:
     n = len(trail.points)
-    recorded = (f"{n} version{'s' if n != 1 else ''} recorded on this worker ({_ranges([p.version for p in trail.points])}); "
-                if n else "No version recorded on this worker yet; ")
+    versions = _ranges([p.version for p in trail.points])
+    recorded = (f"{n} version{'s' if n != 1 else ''} recorded on this worker ({versions}); " if n
+                else "No version recorded on this worker yet; ")
     note = f"{recorded}it keeps the last {TRAIL_VERSIONS} per user. "
     if not n or trail.points[-1].version < profile["version"]:
         note += (f"The current version, v{_e(profile['version'])}, was not recorded here: it came from the profiles "

@@ -85,7 +85,8 @@ def register(strata: Strata) -> None:
                             status=500)
 
     # With and without the trailing slash (Faust routes match exactly).
-    for path, view, name in (("/profiles/{user_id}", profile_view, "profile"), ("/ui/users/{user_id}", page_view, "page")):
+    for path, view, name in (("/profiles/{user_id}", profile_view, "profile"),
+                             ("/ui/users/{user_id}", page_view, "page")):
         app.page(path, name=name)(view)
         app.page(path + "/", name=f"{name}-slash")(view)
 

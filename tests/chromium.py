@@ -167,10 +167,13 @@ class _DevTools:
         navigation = await self.send("Page.navigate", {"url": url}, session)
         if navigation.get("errorText"):
             raise RuntimeError(f"chromium could not load {url}: {navigation['errorText']}")
-        response = await self.event(lambda e: e.get("sessionId") == session and e["method"] == "Network.responseReceived"
+        def is_tabs(event: dict, method: str) -> bool:
+            return event.get("sessionId") == session and event["method"] == method
+
+        response = await self.event(lambda e: is_tabs(e, "Network.responseReceived")
                                     and e["params"].get("loaderId") == navigation["loaderId"]
                                     and e["params"]["type"] == "Document", mark)
-        await self.event(lambda e: e.get("sessionId") == session and e["method"] == "Page.loadEventFired", mark)
+        await self.event(lambda e: is_tabs(e, "Page.loadEventFired"), mark)
         return session, response["params"]["response"]["status"]
 
     async def close(self) -> None:

@@ -15,7 +15,13 @@ from urllib.parse import quote
 import pytest
 from chromium import Chromium
 
-from model.documents import (PROFILE_SCHEMA, RECOMMENDATIONS_SCHEMA, Profile, Recommendations, encode)
+from model.documents import (
+    PROFILE_SCHEMA,
+    RECOMMENDATIONS_SCHEMA,
+    Profile,
+    Recommendations,
+    encode,
+)
 from model.serve import Profiled
 from model.taxonomy import Taxonomy
 from ops.clients import producer, publish_events, publish_items
@@ -24,6 +30,7 @@ from state.trail import TRAIL_VERSIONS, Trail, TrailPoint, TrailStore
 from streams import trails
 from streams.page import CHART_TOP, message_page, profile_page
 from streams.settings import Settings
+from streams.topics import partition_for
 from streams.views import UNAUTHORIZED
 
 ARTEFACT = Path(__file__).resolve().parent.parent / ".artifacts" / "profile-page.png"
@@ -64,7 +71,8 @@ def test_trail_keeps_the_last_versions_of_each_user_with_their_latest_recommenda
     for v in range(1, TRAIL_VERSIONS + 6):
         doc = profile(v, same_top([("a", 0.5), ("b", round(0.01 * v, 2))]))
         store.record("u1", v, encode(doc), encode(recommendations("u1", v, [("i1", "why")])))
-    store.record("u1\x00", 1, encode(profile(1, same_top([("c", 0.9)]), user="u1\x00")), encode(recommendations("u1", 1, [])))
+    store.record("u1\x00", 1, encode(profile(1, same_top([("c", 0.9)]), user="u1\x00")),
+                 encode(recommendations("u1\x00", 1, [])))
 
     trail = store.load("u1")
     assert [p.version for p in trail.points] == list(range(6, TRAIL_VERSIONS + 6))
@@ -158,7 +166,8 @@ class Elements(HTMLParser):
 def test_the_page_escapes_every_string_a_producer_can_reach():
     hostile_top = [(HOSTILE + "label", 0.4), ("</style><b>x</b>", 0.3)]
     keywords = [HOSTILE + "kw", "<script>alert(2)</script>"]
-    doc = profile(2, same_top(hostile_top), user=HOSTILE, keywords={layer: keywords for layer in ("surface", "middle", "deep")})
+    doc = profile(2, same_top(hostile_top), user=HOSTILE,
+                  keywords={layer: keywords for layer in ("surface", "middle", "deep")})
     recs = recommendations(HOSTILE, 2, [(HOSTILE + "item", HOSTILE + "reason")])
     page = Elements(profile_page(doc, Trail([TrailPoint.of(profile(1, same_top(hostile_top), user=HOSTILE))], recs)))
 
@@ -172,7 +181,8 @@ def test_the_page_escapes_every_string_a_producer_can_reach():
     assert [e.text for e in page.all("li", page.one("ul", surface, class_="keywords"))] == keywords
     assert [e.attrs["data-label"] for e in page.all("div", surface) if "data-label" in e.attrs][:2] == \
         [label for label, _ in hostile_top]
-    assert [e.attrs["data-label"] for e in page.all("g", surface, class_="series")] == [label for label, _ in hostile_top]
+    assert [e.attrs["data-label"] for e in page.all("g", surface, class_="series")] == \
+        [label for label, _ in hostile_top]
     assert len(page.all("style")) == 1  # the label's </style> did not end the style sheet
 
 
@@ -180,7 +190,7 @@ def test_the_page_shows_each_layer_as_bars_with_rest_and_inferred_share():
     top = {"surface": [("科幻小说", 0.62), ("电影", 0.2), ("茶饮", 0.1)],
            "middle": [("阅读", 0.7), ("影视", 0.25)],
            "deep": [("文娱", 0.9)]}
-    doc = profile(5, top, keywords={"surface": ["三体", "刘慈欣"], "middle": ["三体"], "deep": []}, inferred=0.25)
+    doc = profile(5, top, inferred=0.25, keywords={"surface": ["三体", "刘慈欣"], "middle": ["三体"], "deep": []})
     page = Elements(profile_page(doc, Trail([], None)))
     for layer, labels in top.items():
         card = page.one("article", id=f"layer-{layer}")
@@ -224,7 +234,8 @@ def test_the_chart_draws_a_line_per_label_once_in_the_top_three_broken_at_gaps()
     ys = [float(e.attrs["cy"]) for e in page.all("circle", series["a"])]
     assert ys[4] < ys[3] < ys[0] < ys[1] < ys[2]
     assert [e.text for e in page.all("text", chart) if e.text.startswith("v")] == ["v1", "v2", "v3", "v7", "v8"]
-    assert [e.text for e in page.all("text", chart) if e.text.endswith("%")] == ["0%", "40%", "80%"]  # the scale's top: the first round value above 62%
+    # The scale's top: the first round value above 62%.
+    assert [e.text for e in page.all("text", chart) if e.text.endswith("%")] == ["0%", "40%", "80%"]
     assert page.one("p", id="trail-note").text.startswith("5 versions recorded on this worker (v1–v3, v7–v8)")
     # A charted label's bar has its line's colour; e, never in a top 3, keeps the default.
     card = page.one("article", id="layer-surface")
@@ -258,7 +269,8 @@ DOM = """(() => {
   for (const card of document.querySelectorAll('article.layer')) {
     layers[card.id.replace('layer-', '')] = {
       bars: [...card.querySelectorAll('.bar')].map(b => ({label: b.dataset.label,
-        share: b.querySelector('.fill').getBoundingClientRect().width / b.querySelector('.track').getBoundingClientRect().width})),
+        share: b.querySelector('.fill').getBoundingClientRect().width
+               / b.querySelector('.track').getBoundingClientRect().width})),
       series: [...card.querySelectorAll('svg.chart g.series')].map(g => ({label: g.dataset.label,
         lines: [...g.querySelectorAll('polyline')].map(p => [p.points.numberOfItems, p.getTotalLength()]),
         dots: g.querySelectorAll('circle').length})),
@@ -295,7 +307,8 @@ def test_profile_page_in_headless_chromium(cluster, tmp_path):
     tax = Taxonomy.load()
     catalogue = [{"item_id": f"{surface}-{i}", "title": f"{surface} {i}", "categories": tax.path(surface)}
                  for surface, _ in BATCHES for i in range(2)]
-    publish_items(cluster.settings, [*catalogue, {"item_id": PHONE_TRICK, "title": "手机", "categories": tax.path("智能手机")}])
+    trick = {"item_id": PHONE_TRICK, "title": "手机", "categories": tax.path("智能手机")}
+    publish_items(cluster.settings, [*catalogue, trick])
     worker = cluster.worker(env={"STRATA_HTTP_TOKEN": TOKEN})
     worker.wait_ready(timeout=30)
     p = producer(cluster.settings.broker_info())
@@ -349,6 +362,12 @@ def test_profile_page_in_headless_chromium(cluster, tmp_path):
     log = worker.log_path.read_text(errors="replace")
     assert "trails: recording" not in log and "profile page:" not in log  # no error on either side
 
+    # Someone else's record on the profiles topic, which the restarted worker restores into its table.
+    raw = producer(cluster.settings.broker_info(), restorable=True)
+    raw.send(cluster.settings.topic("profiles"), key=b"broken", value=b'{"user_id": "broken"}',
+             partition=partition_for(b"broken", cluster.settings.partitions))
+    raw.flush()
+
     # The trail is on disk: a restarted worker (same data dir) still shows every version.
     worker.stop()
     again = cluster.worker(env={"STRATA_HTTP_TOKEN": TOKEN})
@@ -356,3 +375,8 @@ def test_profile_page_in_headless_chromium(cluster, tmp_path):
     status, body = again.get(f"/ui/users/{quote(USER, safe='')}", headers=auth, timeout=10)
     note = Elements(body.decode()).one("p", id="trail-note").text
     assert status == 200 and note.startswith(f"{latest['version']} versions recorded on this worker"), note
+    # A page that cannot be made is a 500 and a log line; the worker serves on.
+    status, body = again.get("/ui/users/broken", headers=auth, timeout=10)
+    assert status == 500 and "could not be made" in body.decode()
+    assert "profile page: the page of a user failed" in again.log_path.read_text(errors="replace")
+    assert again.get(f"/ui/users/{quote(USER, safe='')}", headers=auth, timeout=10)[0] == 200
