@@ -22,7 +22,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/strata demo
 
-# Prometheus and Chromium from Debian: the monitoring and profile-page tests run them for real.
+# Prometheus, Alertmanager's amtool and Chromium from Debian: the monitoring and profile-page tests run them for real.
 tools:
 	deploy/test-tools.sh
 

@@ -26,7 +26,7 @@ from functools import partial
 
 from model.serve import profile_batch
 from state.window import Window
-from streams import metrics
+from streams import metrics, trails
 from streams.app import Strata, apply_item_record
 from streams.tables import owned_partitions, record_published
 from streams.topics import event_topic
@@ -125,6 +125,7 @@ async def _profile_batch(strata: Strata, batch: list[tuple[int, str, float]], to
         if partition not in owned_partitions(strata.app, topic):  # the new owner restores it from the topic
             continue
         record_published(strata.app, strata.profiles, topic, partition, key, done.profile, offset)
+        trails.record(s, done)
         metrics.PROFILES.inc()
         metrics.EVENT_TO_PROFILE.observe(time.monotonic() - since)
 
