@@ -39,7 +39,7 @@ class LearnedModel(ProfileModel):
         self.cache = EmbeddingCache(cache_size)
         self.encode_batch = encode_batch
         self.recommender = Recommender(self.taxonomy, ckpt.recommender, ckpt.sequential, self.infer,
-                                       lambda texts: self.text_vectors(texts).float().cpu().numpy(), self.device)
+                                       lambda texts: self.text_vectors(texts).float().cpu().numpy())
         # Called with (hits, misses) after each batch; the worker turns it into metrics.
         self.on_encode: Optional[Callable[[int, int], None]] = None
 

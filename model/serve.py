@@ -30,8 +30,8 @@ def profile_batch(model: ProfileModel, windows: list[Window], last_versions: lis
         window.entries = [complete(e, items, max_text_chars) for e in window.entries]
     dists = model.predict([w.entries for w in windows])
     # list(): one atomic copy, as the event loop may add items while the model thread reads
-    model.recommender.sync((CatalogueItem(i.item_id, clean(i.title, max_text_chars), tuple(i.categories))
-                            for i in list(items.items.values())), items.version)
+    model.recommender.sync(lambda: [CatalogueItem(i.item_id, clean(i.title, max_text_chars), tuple(i.categories))
+                                    for i in list(items.items.values())], items.version)
     recs = model.recommender.recommend([w.entries for w in windows], dists, n_recommendations)
     out = []
     for window, last, d, user_recs in zip(windows, last_versions, dists, recs):

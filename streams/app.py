@@ -142,7 +142,7 @@ def build(settings: Settings, slot: ModelSlot) -> Strata:
         slot=slot,
         item_index=index,
     )
-    setup_prometheus_sensors(app)
+    setup_prometheus_sensors(app, name_prefix="strata")  # the same names whatever STRATA_APP_ID is
     return strata
 
 

@@ -126,3 +126,20 @@ def test_mostpop_and_itemknn_are_exact():
     top1 = ItemKNN(sequences, 4, k=1)
     assert top1.scores([np.array([1])])[0] == pytest.approx([c01, 0.0, 0.0, 0.0], abs=1e-6)
     assert top1.scores([np.array([2])])[0] == pytest.approx([0.0, c12, 0.0, 0.0], abs=1e-6)
+
+
+def test_the_catalogue_is_rebuilt_when_it_changes_but_not_more_often_than_the_refresh():
+    from model.recommend.recommender import CATALOGUE_REFRESH_S
+
+    rec = BaselineModel(TAX).recommender
+    built = []
+
+    def items(*surfaces):
+        return lambda: built.append(surfaces) or _catalogue(*surfaces)
+
+    rec.sync(items("茶饮"), version=1, now=100.0)
+    rec.sync(items("茶饮", "咖啡"), version=2, now=100.0 + CATALOGUE_REFRESH_S / 2)  # too soon: kept
+    assert rec.catalogue.ids == ["i0"]
+    rec.sync(items("茶饮", "咖啡"), version=2, now=100.0 + CATALOGUE_REFRESH_S)
+    rec.sync(items("茶饮", "咖啡"), version=2, now=200.0)  # unchanged: not rebuilt
+    assert rec.catalogue.ids == ["i0", "i1"] and len(built) == 2

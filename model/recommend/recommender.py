@@ -1,23 +1,27 @@
 """The recommender as the worker and the evaluation run it: a catalogue in arrays, a batch of users
 in, lists with reasons out. Matrix products and a partial sort per batch; Python loops only over
-each user's few best candidates."""
+each user's few best candidates. No torch here: the baseline worker serves it without a next-item
+model (model/recommend/sequential.py, loaded with a checkpoint)."""
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Iterable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Sequence
 
 import numpy as np
-import torch
 
 from model.categories import Infer
 from model.recommend.catalogue import Catalogue, CatalogueItem
 from model.recommend.ranking import (COLD_USER_EVENTS, INTEREST_ONLY, RankWeights, combine, exclude, explain,
                                      interest, ranked)
-from model.recommend.sequential import ItemFeatures, SequentialConfig, SequentialModel
 from model.taxonomy import LAYERS, Taxonomy
 from state.window import Entry
 
+if TYPE_CHECKING:
+    from model.recommend.sequential import ItemFeatures, SequentialModel
+
 PER_CATEGORY = 4  # of a list of 10: at least three categories
+CATALOGUE_REFRESH_S = 5.0
 
 
 @dataclass
@@ -40,19 +44,18 @@ class RecommenderState:
 
 
 class Recommender:
-    def __init__(self, taxonomy: Taxonomy, state: RecommenderState, model: Optional[SequentialModel] = None,
-                 infer: Optional[Infer] = None, content: Optional[Callable[[list[str]], np.ndarray]] = None,
-                 device: torch.device = torch.device("cpu")):
-        self.taxonomy, self.state, self.model, self.infer, self.content, self.device = (
-            taxonomy, state, model, infer, content, device)
+    def __init__(self, taxonomy: Taxonomy, state: RecommenderState, model: Optional["SequentialModel"] = None,
+                 infer: Optional[Infer] = None, content: Optional[Callable[[list[str]], np.ndarray]] = None):
+        self.taxonomy, self.state, self.model, self.infer, self.content = taxonomy, state, model, infer, content
         self.prior = {layer: np.asarray(state.prior[layer], dtype=np.float64) for layer in LAYERS}
         self.id_of = {item_id: i + 1 for i, item_id in enumerate(state.vocab)}
         self.count_of = dict(zip(state.vocab, state.counts))
         self.catalogue = Catalogue.build([], taxonomy)
-        self.vectors: Optional[torch.Tensor] = None
+        self.vectors = None  # [N, d] torch tensor of the next-item model's item vectors, when there is one
         self.log_popularity = np.zeros(0, np.float32)
         self.has_id = np.zeros(0, bool)
         self.synced = None  # the catalogue version last built
+        self.built_at = 0.0  # and when (time.monotonic())
 
     @classmethod
     def interest_only(cls, taxonomy: Taxonomy, prior: Optional[dict[str, np.ndarray]] = None,
@@ -73,45 +76,30 @@ class Recommender:
         ids = catalogue.ids
         self.has_id = np.array([i in self.id_of for i in ids], dtype=bool)
         self.log_popularity = np.log1p(np.array([self.count_of.get(i, 0.0) for i in ids], dtype=np.float32))
-        self.vectors = self.item_vectors(self.features()) if self.model is not None and ids else None
+        self.vectors = self.model.catalogue_vectors(self.features()) if self.model is not None and ids else None
 
-    def sync(self, items: Iterable[CatalogueItem], version) -> None:
-        """Rebuild when the catalogue changed (`version` differs from the last build)."""
-        if version != self.synced:
-            self.set_catalogue(list(items), version)
+    def sync(self, items: Callable[[], Iterable[CatalogueItem]], version, now: Optional[float] = None) -> None:
+        """Rebuild from `items()` when the catalogue changed (`version` differs from the last build),
+        at most every CATALOGUE_REFRESH_S: a rebuild is O(items), and a catalogue that changes all
+        the time must not cost every batch that much."""
+        now = time.monotonic() if now is None else now
+        if version != self.synced and (self.synced is None or now - self.built_at >= CATALOGUE_REFRESH_S):
+            self.set_catalogue(list(items()), version)
+            self.built_at = now
 
-    def features(self) -> ItemFeatures:
+    def features(self) -> "ItemFeatures":
+        from model.recommend.sequential import ItemFeatures
+
         c = self.catalogue
         content = self.content(c.texts) if self.content is not None else np.zeros((len(c), self.model.config.content_dim))
-        norms = np.linalg.norm(content, axis=1, keepdims=True)
-        return ItemFeatures(torch.tensor([self.id_of.get(i, 0) for i in c.ids], dtype=torch.long),
-                            torch.from_numpy(c.label["surface"]), torch.from_numpy(c.sure["surface"]).float(),
-                            torch.from_numpy(content / np.clip(norms, 1e-9, None)).float())
+        return ItemFeatures.of(np.array([self.id_of.get(i, 0) for i in c.ids]), c.label["surface"], c.sure["surface"],
+                               content)
 
-    @torch.no_grad()
-    def item_vectors(self, features: ItemFeatures) -> torch.Tensor:
-        self.model.eval()
-        return self.model.item_vectors(features.to(self.device))
-
-    @torch.no_grad()
-    def sequential_scores(self, histories: Sequence[np.ndarray], chunk: int = 512) -> Optional[np.ndarray]:
-        """[B, N] next-item scores after each history (catalogue rows); 0 for an empty history."""
+    def sequential_scores(self, histories: Sequence[np.ndarray]) -> Optional[np.ndarray]:
+        """[B, N] next-item scores after each history (catalogue rows); None without a next-item model."""
         if self.model is None or self.vectors is None:
             return None
-        self.model.eval()
-        max_len = self.model.config.max_len
-        out = np.zeros((len(histories), len(self.catalogue)), dtype=np.float32)
-        for start in range(0, len(histories), chunk):
-            part = [h[-max_len:] for h in histories[start:start + chunk]]
-            has = [i for i, h in enumerate(part) if len(h)]
-            if not has:
-                continue
-            seqs = torch.full((len(has), max(len(part[i]) for i in has)), -1, dtype=torch.long)
-            for j, i in enumerate(has):
-                seqs[j, :len(part[i])] = torch.as_tensor(part[i])
-            users = self.model.user_vectors(self.vectors, seqs.to(self.device))
-            out[np.asarray(has) + start] = (users @ self.vectors.T).float().cpu().numpy()
-        return out
+        return self.model.scores(self.vectors, histories)
 
     def scores(self, histories: Sequence[np.ndarray], dists: Sequence[dict[str, np.ndarray]], cold: np.ndarray,
                weights: Optional[RankWeights] = None) -> tuple[np.ndarray, Optional[np.ndarray], dict[str, np.ndarray]]:

@@ -10,7 +10,9 @@ random so that those two parts learn to carry an item by themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -36,6 +38,14 @@ class ItemFeatures:
     surface: torch.Tensor  # [N] long
     sure: torch.Tensor  # [N] float
     content: torch.Tensor  # [N, content_dim] float
+
+    @classmethod
+    def of(cls, id_row: np.ndarray, surface: np.ndarray, sure: np.ndarray, content: np.ndarray) -> "ItemFeatures":
+        """From catalogue arrays; content vectors are scaled to unit length (encoders differ in scale)."""
+        norms = np.linalg.norm(content, axis=1, keepdims=True)
+        return cls(torch.as_tensor(id_row, dtype=torch.long), torch.as_tensor(surface, dtype=torch.long),
+                   torch.as_tensor(sure, dtype=torch.float32),
+                   torch.as_tensor(content / np.clip(norms, 1e-9, None), dtype=torch.float32))
 
     def to(self, device: torch.device) -> "ItemFeatures":
         return ItemFeatures(*(t.to(device) for t in (self.id_row, self.surface, self.sure, self.content)))
@@ -65,6 +75,12 @@ class SequentialModel(nn.Module):
         return (self.ids(id_row) + self.content(items.content)
                 + items.sure[:, None] * self.surface(items.surface))
 
+    @torch.no_grad()
+    def catalogue_vectors(self, items: ItemFeatures) -> torch.Tensor:
+        """[N, d] for serving and scoring: no id dropout, on the model's device."""
+        self.eval()
+        return self.item_vectors(items.to(next(self.parameters()).device))
+
     def hidden(self, vectors: torch.Tensor, seqs: torch.Tensor) -> torch.Tensor:
         """seqs [B, L] catalogue rows, right-padded with -1 -> [B, L, d] (position t sees rows <= t)."""
         length = seqs.shape[1]
@@ -77,3 +93,22 @@ class SequentialModel(nn.Module):
         """[B, d]: the state after each sequence's last item (seqs right-padded, at least one item each)."""
         last = (seqs >= 0).sum(1) - 1
         return self.hidden(vectors, seqs)[torch.arange(len(seqs), device=seqs.device), last]
+
+    @torch.no_grad()
+    def scores(self, vectors: torch.Tensor, histories: Sequence[np.ndarray], chunk: int = 512) -> np.ndarray:
+        """[B, N] float32: each catalogue row's score after each history (its newest max_len rows);
+        0 for an empty history."""
+        self.eval()
+        device = vectors.device
+        out = np.zeros((len(histories), len(vectors)), dtype=np.float32)
+        for start in range(0, len(histories), chunk):
+            part = [np.asarray(h[-self.config.max_len:]) for h in histories[start:start + chunk]]
+            has = [i for i, h in enumerate(part) if len(h)]
+            if not has:
+                continue
+            seqs = torch.full((len(has), max(len(part[i]) for i in has)), -1, dtype=torch.long)
+            for j, i in enumerate(has):
+                seqs[j, :len(part[i])] = torch.from_numpy(part[i])
+            users = self.user_vectors(vectors, seqs.to(device))
+            out[np.asarray(has) + start] = (users @ vectors.T).float().cpu().numpy()
+        return out

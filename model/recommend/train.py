@@ -87,7 +87,8 @@ def _ndcg(scores: np.ndarray, targets: np.ndarray, consumed: Sequence[np.ndarray
 def fit_sequential(rec: Recommender, train_seqs: Sequence[np.ndarray], split: Split, cfg: RecommendConfig,
                    seed: int, deadline: Optional[float], progress: bool) -> list[dict]:
     """Next-item training with full-catalogue softmax; the best epoch by validation NDCG@10 is kept."""
-    model, device = rec.model, rec.device
+    model = rec.model
+    device = next(model.parameters()).device
     features = rec.features().to(device)
     chunks = _chunks(train_seqs, cfg.max_len)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
@@ -117,7 +118,7 @@ def fit_sequential(rec: Recommender, train_seqs: Sequence[np.ndarray], split: Sp
             loss.backward()
             opt.step()
             total += loss.item()
-        rec.vectors = rec.item_vectors(features)
+        rec.vectors = model.catalogue_vectors(features)
         ndcg = _ndcg(rec.sequential_scores(val_hist), val_targets, val_hist)
         last_s = time.monotonic() - started
         history.append({"epoch": epoch + 1, "loss": total / max(1, -(-len(chunks) // cfg.batch_size)),
@@ -132,7 +133,7 @@ def fit_sequential(rec: Recommender, train_seqs: Sequence[np.ndarray], split: Sp
                 break
     if best_state is not None:
         model.load_state_dict(best_state)
-    rec.vectors = rec.item_vectors(features)
+    rec.vectors = model.catalogue_vectors(features)
     return history
 
 
@@ -244,7 +245,7 @@ def train_recommender(inputs: dict[str, list[Entry]], items: list[CatalogueItem]
     state = RecommenderState(RankWeights(), {k: list(map(float, v)) for k, v in prior.items()},
                              vocab=[cat.ids[i] for i in trained], counts=[float(counts[i]) for i in trained],
                              sequential=asdict(seq_config))
-    rec = Recommender(taxonomy, state, SequentialModel(seq_config).to(device), infer, content, device)
+    rec = Recommender(taxonomy, state, SequentialModel(seq_config).to(device), infer, content)
     rec.use(cat)
     history = fit_sequential(rec, protocol.before["validation"], protocol.split, cfg, seed, deadline, progress)
 
