@@ -78,7 +78,8 @@ def test_training_scores_the_recommender_like_the_field(trained):
     for who, row in rec["contenders"].items():
         assert 0 <= row["ndcg@10"] <= row["hr@10"] <= 1 and 0 < row["mrr"] <= 1 and row["n"] == rec["users"]
     assert set(rec["ci95"]) == set(rec["contenders"]) - {"model"}
-    assert set(rec["slices"]) == {"new_items", "users_with_at_most_5_events"}
+    assert set(rec["slices"]) == {"new_items", "users_with_at_most_5_events", "only_last_2_events"}
+    assert rec["slices"]["only_last_2_events"]["contenders"]["model"]["n"] == rec["users"]
     assert len(rec["history"]) == 2
 
 

@@ -41,7 +41,8 @@ class RankWeights:
         return asdict(self)
 
 
-# Without a sequence (cold users, the counting baseline): the layers and popularity alone.
+# Without a sequence (the counting baseline; cold users until a checkpoint says better): the
+# layers and popularity alone.
 INTEREST_ONLY = RankWeights(sequential=0.0, surface=1.0, middle=1.0, deep=1.0, popularity=1.0)
 
 
@@ -57,8 +58,9 @@ def interest(dists: Sequence[dict[str, np.ndarray]], prior: dict[str, np.ndarray
 
 
 def combine(weights: RankWeights, sequential: Optional[np.ndarray], layers: dict[str, np.ndarray],
-            log_popularity: np.ndarray, cold: Optional[np.ndarray] = None) -> np.ndarray:
-    """[B, N] scores (float32); rows of `cold` users (a [B] mask) are scored INTEREST_ONLY."""
+            log_popularity: np.ndarray, cold: Optional[np.ndarray] = None,
+            cold_weights: RankWeights = INTEREST_ONLY) -> np.ndarray:
+    """[B, N] scores (float32); rows of `cold` users (a [B] mask) are scored with `cold_weights`."""
     def score(w: RankWeights, rows) -> np.ndarray:
         out = np.repeat((w.popularity * log_popularity.astype(np.float32))[None, :], len(rows), 0)
         if sequential is not None and w.sequential:
@@ -72,7 +74,7 @@ def combine(weights: RankWeights, sequential: Optional[np.ndarray], layers: dict
     if cold is None or not cold.any():
         return score(weights, users)
     out = score(weights, users)
-    out[cold] = score(INTEREST_ONLY, users[cold])
+    out[cold] = score(cold_weights, users[cold])
     return out
 
 

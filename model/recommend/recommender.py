@@ -30,17 +30,18 @@ class RecommenderState:
 
     weights: RankWeights
     prior: dict[str, list[float]]  # per layer: the population's label distribution (for the lift)
+    cold_weights: RankWeights = INTEREST_ONLY  # for users with at most COLD_USER_EVENTS events
     vocab: list[str] = field(default_factory=list)  # item ids of id-embedding rows 1..V
     counts: list[float] = field(default_factory=list)  # their training counts (popularity)
     sequential: Optional[dict] = None  # SequentialConfig as a dict; None: no next-item model
     per_category: int = PER_CATEGORY
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "weights": self.weights.to_dict()}
+        return {**asdict(self), "weights": self.weights.to_dict(), "cold_weights": self.cold_weights.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict) -> "RecommenderState":
-        return cls(**{**d, "weights": RankWeights(**d["weights"])})
+        return cls(**{**d, "weights": RankWeights(**d["weights"]), "cold_weights": RankWeights(**d["cold_weights"])})
 
 
 class Recommender:
@@ -107,7 +108,7 @@ class Recommender:
         seq = self.sequential_scores(histories)
         layers = interest(dists, self.prior, self.catalogue)
         weights = weights or self.state.weights
-        return combine(weights, seq, layers, self.log_popularity, cold), seq, layers
+        return combine(weights, seq, layers, self.log_popularity, cold, self.state.cold_weights), seq, layers
 
     def recommend(self, windows: Sequence[Sequence[Entry]], dists: Sequence[dict[str, np.ndarray]], k: int = 10
                   ) -> list[list[dict]]:
@@ -121,7 +122,7 @@ class Recommender:
         lists = ranked(scores, k, self.catalogue.label["surface"], self.catalogue.sure["surface"], self.state.per_category)
         out = []
         for u, rows in enumerate(lists):
-            weights = INTEREST_ONLY if cold[u] else self.state.weights
+            weights = self.state.cold_weights if cold[u] else self.state.weights
             out.append([{"item_id": self.catalogue.ids[r], "score": float(scores[u, r]),
                          **explain(r, u, weights, seq, layers, self.log_popularity, self.has_id, self.catalogue,
                                    self.taxonomy, bool(cold[u]))} for r in rows])

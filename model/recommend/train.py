@@ -22,7 +22,8 @@ from model.categories import Infer
 from model.recommend.baselines import ItemKNN, popularity
 from model.recommend.catalogue import Catalogue, CatalogueItem
 from model.recommend.evaluate import Split, compare, leave_one_out, list_ranks, per_user, target_ranks
-from model.recommend.ranking import COLD_USER_EVENTS, RankWeights, combine, exclude, interest, ranked
+from model.recommend.ranking import (COLD_USER_EVENTS, INTEREST_ONLY, RankWeights, combine, exclude, interest,
+                                     ranked)
 from model.recommend.recommender import Recommender, RecommenderState
 from model.recommend.sequential import SequentialConfig, SequentialModel
 from model.taxonomy import LAYERS, Taxonomy
@@ -33,6 +34,10 @@ log = logging.getLogger(__name__)
 Profiles = Callable[[Sequence[Sequence[Entry]]], list[dict[str, np.ndarray]]]
 LAYER_GRID = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
 POPULARITY_GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
+# The next-item weight stays 1 for users with a history (the scale is relative); for cold users
+# it is fitted too, against the layers and popularity.
+GRIDS = {**{layer: LAYER_GRID for layer in LAYERS}, "popularity": POPULARITY_GRID}
+COLD_GRIDS = {"sequential": (0.0, 0.25, 0.5, 1.0), **GRIDS}
 KNN_GRID = (10, 50, 100, 200)
 COLD_USER_SLICE = 5  # the cold-start slice: users with at most this many events before the test item
 
@@ -137,17 +142,12 @@ def fit_sequential(rec: Recommender, train_seqs: Sequence[np.ndarray], split: Sp
     return history
 
 
-def fit_weights(rec: Recommender, seq: Optional[np.ndarray], layers: dict[str, np.ndarray], targets: np.ndarray,
-                consumed: Sequence[np.ndarray], cold: np.ndarray) -> tuple[RankWeights, float]:
-    """Coordinate ascent on validation NDCG@10 over the layer and popularity weights (the next-item
-    weight stays 1: the scale is relative)."""
-    def score(w: RankWeights) -> float:
-        return _ndcg(combine(w, seq, layers, rec.log_popularity, cold), targets, consumed)
-
-    weights = RankWeights(sequential=1.0 if seq is not None else 0.0)
-    best = score(weights)
+def fit_weights(score: Callable[[RankWeights], float], start: RankWeights, grids: dict[str, Sequence[float]]
+                ) -> tuple[RankWeights, float]:
+    """Coordinate ascent (two passes) of `score` (a validation NDCG@10) over the named weights."""
+    weights, best = start, score(start)
     for _ in range(2):
-        for name, grid in [*((layer, LAYER_GRID) for layer in LAYERS), ("popularity", POPULARITY_GRID)]:
+        for name, grid in grids.items():
             for value in grid:
                 trial = RankWeights(**{**weights.to_dict(), name: value})
                 s = score(trial)
@@ -203,7 +203,7 @@ def evaluate_recommender(rec: Recommender, inputs: dict[str, list[Entry]], profi
     knn_k = max(KNN_GRID, key=lambda k: (knn_val[k], -k))
 
     hist, targets, cold, seq, layers, windows = _stage(rec, protocol, inputs, profiles, "test")
-    scores = combine(rec.state.weights, seq, layers, rec.log_popularity, cold)
+    scores = combine(rec.state.weights, seq, layers, rec.log_popularity, cold, rec.state.cold_weights)
     by_score = target_ranks(scores, targets, hist)
     exclude(scores, hist)
     served = ranked(scores, 10, cat.label["surface"], cat.sure["surface"], rec.state.per_category)
@@ -216,10 +216,35 @@ def evaluate_recommender(rec: Recommender, inputs: dict[str, list[Entry]], profi
     slices = {"new_items": ~rec.has_id[targets],
               f"users_with_at_most_{COLD_USER_SLICE}_events": np.array([len(w) <= COLD_USER_SLICE for w in windows])}
     result = compare(ranks, seed=seed, slices=slices)
-    result.update(weights=rec.state.weights.to_dict(), itemknn_k=knn_k,
+    result["slices"][f"only_last_{COLD_USER_EVENTS}_events"] = _as_cold_users(rec, windows, targets, profiles, seed,
+                                                                               knn_k, before["test"])
+    result.update(weights=rec.state.weights.to_dict(), cold_weights=rec.state.cold_weights.to_dict(), itemknn_k=knn_k,
                   itemknn_validation_ndcg10={str(k): v for k, v in knn_val.items()}, items=len(cat),
                   users=len(split.users), per_category=rec.state.per_category)
     return result
+
+
+def _as_cold_users(rec: Recommender, windows: list[list[Entry]], targets: np.ndarray, profiles: Profiles, seed: int,
+                   knn_k: int, train_seqs: list[np.ndarray]) -> dict:
+    """The test items again, as if each user had only their last COLD_USER_EVENTS events: what a
+    new user gets (the cold-start rule) against the other contenders on the same few events."""
+    cat = rec.catalogue
+    short = [w[-COLD_USER_EVENTS:] for w in windows]
+    hist = [cat.rows_of(e.item for e in w if e.item) for w in short]
+    seq, layers = rec.sequential_scores(hist), interest(profiles(short), rec.prior, cat)
+    scores = combine(rec.state.cold_weights, seq, layers, rec.log_popularity)
+    by_score = target_ranks(scores, targets, hist)
+    exclude(scores, hist)
+    served = ranked(scores, 10, cat.label["surface"], cat.sure["surface"], rec.state.per_category)
+    counts = popularity(train_seqs, len(cat)).astype(np.float32)
+    ranks = {"model": list_ranks(served, targets, by_score)}
+    if seq is not None:
+        ranks["sequential"] = target_ranks(seq, targets, hist)
+    ranks["mostpop"] = target_ranks(np.repeat(counts[None, :], len(hist), 0), targets, hist)
+    ranks["itemknn"] = target_ranks(ItemKNN(train_seqs, len(cat), knn_k).scores(hist), targets, hist)
+    block = compare(ranks, seed=seed)
+    block.pop("slices")
+    return block
 
 
 def train_recommender(inputs: dict[str, list[Entry]], items: list[CatalogueItem], taxonomy: Taxonomy,
@@ -249,10 +274,20 @@ def train_recommender(inputs: dict[str, list[Entry]], items: list[CatalogueItem]
     rec.use(cat)
     history = fit_sequential(rec, protocol.before["validation"], protocol.split, cfg, seed, deadline, progress)
 
-    hist, targets, cold, seq, layers, _ = _stage(rec, protocol, inputs, profiles, "validation")
-    state.weights, val_ndcg = fit_weights(rec, seq, layers, targets, hist, cold)
-    say(f"recommender: weights {state.weights.to_dict()} (validation NDCG@10 {val_ndcg:.4f})")
+    hist, targets, cold, seq, layers, windows = _stage(rec, protocol, inputs, profiles, "validation")
+    state.weights, val_ndcg = fit_weights(
+        lambda w: _ndcg(combine(w, seq, layers, rec.log_popularity, cold, state.cold_weights), targets, hist),
+        RankWeights(sequential=1.0), GRIDS)
+    # Cold users: the validation items again, as if each user had only their last few events.
+    short = [w[-COLD_USER_EVENTS:] for w in windows]
+    short_hist = [cat.rows_of(e.item for e in w if e.item) for w in short]
+    short_seq, short_layers = rec.sequential_scores(short_hist), interest(profiles(short), rec.prior, cat)
+    state.cold_weights, cold_ndcg = fit_weights(
+        lambda w: _ndcg(combine(w, short_seq, short_layers, rec.log_popularity), targets, short_hist),
+        INTEREST_ONLY, COLD_GRIDS)
+    say(f"recommender: weights {state.weights.to_dict()} (validation NDCG@10 {val_ndcg:.4f}), for cold users "
+        f"{state.cold_weights.to_dict()} ({cold_ndcg:.4f})")
     result = evaluate_recommender(rec, inputs, profiles, seed, protocol)
-    result.update(validation_ndcg10=val_ndcg, history=history, items_in_training=int(len(trained)),
+    result.update(validation_ndcg10=val_ndcg, cold_validation_ndcg10=cold_ndcg, history=history, items_in_training=int(len(trained)),
                   seconds=round(time.monotonic() - started, 1))
     return rec, result
