@@ -143,3 +143,30 @@ def test_the_catalogue_is_rebuilt_when_it_changes_but_not_more_often_than_the_re
     rec.sync(items("茶饮", "咖啡"), version=2, now=100.0 + CATALOGUE_REFRESH_S)
     rec.sync(items("茶饮", "咖啡"), version=2, now=200.0)  # unchanged: not rebuilt
     assert rec.catalogue.ids == ["i0", "i1"] and len(built) == 2
+
+
+def test_sampled_softmax_trains_on_a_large_catalogue():
+    import torch
+
+    from model.recommend import train as rec_train
+    from model.recommend.sequential import ItemFeatures, SequentialConfig, SequentialModel
+
+    n = rec_train.FULL_SOFTMAX_ITEMS + 100
+    model = SequentialModel(SequentialConfig(n_ids=n + 1, n_surface=4, content_dim=8, d_model=16, max_len=8,
+                                             dropout=0.0, id_dropout=0.0))
+    rng = np.random.default_rng(0)
+    features = ItemFeatures.of(np.arange(1, n + 1), rng.integers(0, 4, n), np.ones(n), rng.normal(size=(n, 8)))
+    # Everyone walks the same short loop of items: the next item is always predictable.
+    seqs = torch.tensor([[5, 8200, 42, 5, 8200, 42, 5, 8200]] * 8)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    generator = torch.Generator().manual_seed(0)
+    losses = []
+    for _ in range(30):
+        loss = rec_train._next_item_loss(model, model.item_vectors(features), seqs[:, :-1], seqs[:, 1:], generator)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] / 2
+    scores = model.scores(model.catalogue_vectors(features), [np.array([5, 8200])])
+    assert scores[0].argmax() == 42  # ranked over the whole catalogue, not the sample

@@ -9,6 +9,7 @@ profile model, which (in trainer.py) never sees a user's last two item events ei
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -39,6 +40,9 @@ POPULARITY_GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 GRIDS = {**{layer: LAYER_GRID for layer in LAYERS}, "popularity": POPULARITY_GRID}
 COLD_GRIDS = {"sequential": (0.0, 0.25, 0.5, 1.0), **GRIDS}
 KNN_GRID = (10, 50, 100, 200)
+# Above this many items a training step scores a sample of the catalogue, not all of it.
+FULL_SOFTMAX_ITEMS = 8192
+SAMPLED_NEGATIVES = 2048
 COLD_USER_SLICE = 5  # the cold-start slice: users with at most this many events before the test item
 
 
@@ -89,15 +93,40 @@ def _ndcg(scores: np.ndarray, targets: np.ndarray, consumed: Sequence[np.ndarray
     return float(per_user(target_ranks(scores, targets, consumed))["ndcg@10"].mean())
 
 
+def _next_item_loss(model: SequentialModel, vectors: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor,
+                    generator: torch.Generator) -> torch.Tensor:
+    """Softmax cross-entropy of each position's next item over the whole catalogue; over a catalogue
+    larger than FULL_SOFTMAX_ITEMS, over the batch's targets and SAMPLED_NEGATIVES items drawn
+    uniformly, each logit corrected by its log chance of being drawn (sampled softmax)."""
+    hidden = model.hidden(vectors, inputs)
+    n = len(vectors)
+    if n <= FULL_SOFTMAX_ITEMS:
+        logits = hidden @ vectors.T
+    else:
+        known = targets >= 0
+        real = targets[known]
+        drawn = torch.randint(n, (SAMPLED_NEGATIVES,), generator=generator, device=targets.device)
+        candidates, inverse = torch.unique(torch.cat([real, drawn]), return_inverse=True)
+        targets = targets.clone()
+        targets[known] = inverse[:len(real)]
+        is_target = torch.zeros(len(candidates), dtype=torch.bool, device=targets.device)
+        is_target[inverse[:len(real)]] = True
+        correction = torch.where(is_target, 0.0, math.log(n / SAMPLED_NEGATIVES))
+        logits = hidden @ vectors[candidates].T + correction
+    return torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), ignore_index=-1)
+
+
 def fit_sequential(rec: Recommender, train_seqs: Sequence[np.ndarray], split: Split, cfg: RecommendConfig,
                    seed: int, deadline: Optional[float], progress: bool) -> list[dict]:
-    """Next-item training with full-catalogue softmax; the best epoch by validation NDCG@10 is kept."""
+    """Next-item training (every position of every chunk predicts the next item); the best epoch by
+    validation NDCG@10 is kept."""
     model = rec.model
     device = next(model.parameters()).device
     features = rec.features().to(device)
     chunks = _chunks(train_seqs, cfg.max_len)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     rng = random.Random(seed)
+    generator = torch.Generator(device=device).manual_seed(seed)
     history, best, best_state, bad, last_s = [], -1.0, None, 0, 0.0
     val_hist, val_targets = split.history("validation"), split.targets("validation")
     for epoch in range(cfg.epochs):
@@ -114,11 +143,7 @@ def fit_sequential(rec: Recommender, train_seqs: Sequence[np.ndarray], split: Sp
             for j, c in enumerate(part):
                 seqs[j, :len(c)] = torch.as_tensor(c)
             seqs = seqs.to(device)
-            inputs, targets = seqs[:, :-1], seqs[:, 1:]
-            vectors = model.item_vectors(features)
-            logits = model.hidden(vectors, inputs) @ vectors.T
-            loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-                                                     ignore_index=-1)
+            loss = _next_item_loss(model, model.item_vectors(features), seqs[:, :-1], seqs[:, 1:], generator)
             opt.zero_grad()
             loss.backward()
             opt.step()
