@@ -272,6 +272,26 @@ def _as_cold_users(rec: Recommender, windows: list[list[Entry]], targets: np.nda
     return block
 
 
+def _fit_ranking(rec: Recommender, protocol: Protocol, inputs: dict[str, list[Entry]], profiles: Profiles
+                 ) -> tuple[float, float]:
+    """Sets the ranking weights, and cold users' (on the validation items again, as if each user had
+    only their last few events), by validation NDCG@10; returns both scores. (Its own function, so
+    that the [users, items] arrays are freed before the test stage.)"""
+    state, cat = rec.state, rec.catalogue
+    hist, targets, cold, seq, layers, windows = _stage(rec, protocol, inputs, profiles, "validation")
+    state.weights, val_ndcg = fit_weights(
+        lambda w: _ndcg(combine(w, seq, layers, rec.log_popularity, cold, state.cold_weights), targets, hist),
+        RankWeights(sequential=1.0), GRIDS)
+    del seq, layers
+    short = [w[-COLD_USER_EVENTS:] for w in windows]
+    short_hist = [cat.rows_of(e.item for e in w if e.item) for w in short]
+    short_seq, short_layers = rec.sequential_scores(short_hist), interest(profiles(short), rec.prior, cat)
+    state.cold_weights, cold_ndcg = fit_weights(
+        lambda w: _ndcg(combine(w, short_seq, short_layers, rec.log_popularity), targets, short_hist),
+        INTEREST_ONLY, COLD_GRIDS)
+    return val_ndcg, cold_ndcg
+
+
 def train_recommender(inputs: dict[str, list[Entry]], items: list[CatalogueItem], taxonomy: Taxonomy,
                       prior: dict[str, np.ndarray], infer: Infer, content: Callable[[list[str]], np.ndarray],
                       profiles: Profiles, content_dim: int, cfg: RecommendConfig, seed: int,
@@ -299,20 +319,10 @@ def train_recommender(inputs: dict[str, list[Entry]], items: list[CatalogueItem]
     rec.use(cat)
     history = fit_sequential(rec, protocol.before["validation"], protocol.split, cfg, seed, deadline, progress)
 
-    hist, targets, cold, seq, layers, windows = _stage(rec, protocol, inputs, profiles, "validation")
-    state.weights, val_ndcg = fit_weights(
-        lambda w: _ndcg(combine(w, seq, layers, rec.log_popularity, cold, state.cold_weights), targets, hist),
-        RankWeights(sequential=1.0), GRIDS)
-    # Cold users: the validation items again, as if each user had only their last few events.
-    short = [w[-COLD_USER_EVENTS:] for w in windows]
-    short_hist = [cat.rows_of(e.item for e in w if e.item) for w in short]
-    short_seq, short_layers = rec.sequential_scores(short_hist), interest(profiles(short), rec.prior, cat)
-    state.cold_weights, cold_ndcg = fit_weights(
-        lambda w: _ndcg(combine(w, short_seq, short_layers, rec.log_popularity), targets, short_hist),
-        INTEREST_ONLY, COLD_GRIDS)
+    val_ndcg, cold_ndcg = _fit_ranking(rec, protocol, inputs, profiles)
     say(f"recommender: weights {state.weights.to_dict()} (validation NDCG@10 {val_ndcg:.4f}), for cold users "
         f"{state.cold_weights.to_dict()} ({cold_ndcg:.4f})")
     result = evaluate_recommender(rec, inputs, profiles, seed, protocol)
-    result.update(validation_ndcg10=val_ndcg, cold_validation_ndcg10=cold_ndcg, history=history, items_in_training=int(len(trained)),
-                  seconds=round(time.monotonic() - started, 1))
+    result.update(validation_ndcg10=val_ndcg, cold_validation_ndcg10=cold_ndcg, history=history,
+                  items_in_training=int(len(trained)), seconds=round(time.monotonic() - started, 1))
     return rec, result
