@@ -444,23 +444,38 @@ def bench() -> None:
 
 
 @bench.command("ingest")
+@click.option("--workers", type=click.IntRange(min=1), default=1, show_default=True,
+              help="worker processes sharing the broker and the partitions")
 @click.option("--events", type=int, default=20000, show_default=True)
 @click.option("--users", type=int, default=2000, show_default=True)
 @click.option("--runs", type=int, default=3, show_default=True, help="medians are reported over runs")
+@click.option("--profile-model", type=click.Choice(["learned", "baseline"]), default=None,
+              help="the model the workers profile with [default: learned when there is a checkpoint, else baseline]")
+@click.option("--checkpoint", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="a checkpoints dir holding LATEST, or one version dir [default: env STRATA_CHECKPOINTS_DIR]")
 @click.option("--json-out", type=click.Path(path_type=Path), default=None, help="also write the figures here")
-def bench_ingest_cmd(events, users, runs, json_out) -> None:
-    """Worker events/s on the embedded broker next to a reference aiokafka consume->produce loop
-    (per poll: a send per record, one flush, one commit), and event->profile delay (p50, p99)
-    with a 1 s profile timer."""
+def bench_ingest_cmd(workers, events, users, runs, profile_model, checkpoint, json_out) -> None:
+    """Events/s of N workers on the embedded broker next to a reference aiokafka consume->produce
+    loop (per poll: a send per record, one flush, one commit), event->profile delay (p50, p99)
+    with a 1 s profile timer, window state per active user and the workers' peak memory."""
+    from model.latest import CheckpointError
     from ops.bench import bench_ingest
 
-    r = bench_ingest(events, users, runs)
-    click.echo(f"\ningest, {events} events, {users} users, median of {runs} runs:")
+    try:
+        r = bench_ingest(events, users, runs, workers, profile_model, checkpoint)
+    except CheckpointError as exc:
+        raise click.ClickException(f"bench ingest: {exc}") from None
+    click.echo(f"\ningest, {events} events, {users} users, {workers} worker(s), {r['profile_model']} model "
+               f"{r['model_version']}, median of {runs} runs:")
     click.echo(f"  reference aiokafka loop  {r['reference_eps']:9.0f} events/s")
-    click.echo(f"  strata worker            {r['worker_eps']:9.0f} events/s")
-    click.echo(f"  ratio worker / reference {r['ratio']:9.2f}")
+    click.echo(f"  strata workers           {r['worker_eps']:9.0f} events/s "
+               f"({r['worker_eps_per_worker']:.0f} per worker)")
+    click.echo(f"  ratio workers / reference {r['ratio']:8.2f}")
     click.echo(f"  event->profile delay at 200 ev/s: p50 {r['p50_s']:.2f} s, p99 {r['p99_s']:.2f} s "
                f"({r['delay_events']} events)")
+    click.echo(f"  active users {r['active_users']}: window state {r['state_bytes_per_user']:.0f} bytes/user encoded, "
+               f"{r['state_disk_bytes_per_user']:.0f} bytes/user on disk")
+    click.echo(f"  peak RSS per worker {', '.join(f'{mb:.0f}' for mb in r['rss_mb_per_worker'])} MB")
     if json_out:
         json_out.write_text(json.dumps(r, indent=1))
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -46,22 +47,41 @@ class WorkerProcess:
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
 
-    def metric(self, name: str, labels: str = "") -> float:
-        """Sum of the series of Prometheus metric `name` whose label text contains `labels`;
-        0 while the worker does not answer."""
+    def series(self, name: str) -> list[tuple[str, float]]:
+        """(series text, value) of each series of Prometheus metric `name`; none while the worker does not answer."""
         try:
             text = self.get("/metrics")[1].decode()
         except OSError:
-            return 0.0
-        total = 0.0
+            return []
+        found = []
         for line in text.splitlines():
             series, _, value = line.rpartition(" ")
-            if (series == name or series.startswith(name + "{")) and labels in series:
-                total += float(value)
-        return total
+            if series == name or series.startswith(name + "{"):
+                found.append((series, float(value)))
+        return found
+
+    def metric(self, name: str, labels: str = "") -> float:
+        """Sum of the series of Prometheus metric `name` whose label text contains `labels`;
+        0 while the worker does not answer."""
+        return sum(value for series, value in self.series(name) if labels in series)
 
     def accepted_events(self) -> float:
         return self.metric("strata_events_total", 'outcome="accepted"')
+
+    def model_version(self) -> Optional[str]:
+        """The version of the profile model this worker serves (strata_model_info); None while it does not answer."""
+        for series, value in self.series("strata_model_info"):
+            match = re.search(r'model_version="([^"]*)"', series)
+            if match and value == 1:
+                return match.group(1)
+        return None
+
+    def peak_rss_bytes(self) -> int:
+        """The most resident memory the running process has held so far (VmHWM, Linux /proc)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # reported in kB
+        raise RuntimeError(f"no VmHWM in /proc/{self.process.pid}/status")
 
     def wait_ready(self, timeout: float = 60.0) -> float:
         """Seconds until /ready/ answers 200; raises with the log's tail if the worker dies or hangs."""

@@ -130,6 +130,16 @@ def generated_histories(n_events: int, n_users: int, seed: int) -> dict:
     return histories
 
 
+def tiny_checkpoint(histories: dict, root: Path, seed: int = 0) -> Path:
+    """A real checkpoint from the smallest training that writes one (seconds), in `root`, LATEST naming it."""
+    from model.taxonomy import Taxonomy
+    from model.training.trainer import TrainConfig, train
+
+    config = TrainConfig(encoder="cnn-lstm", d_model=16, text_dim=16, heads=2, cuts_per_user=4, max_events=32,
+                         epochs=1, progress=False, seed=seed)
+    return train(histories, Taxonomy.load(), root, config)[0]
+
+
 @pytest.fixture
 def cluster(tmp_path):
     with EmbeddedBroker(log_path=tmp_path / "broker.log") as broker:

@@ -5,17 +5,14 @@ import time
 from collections import Counter
 
 import pytest
+from conftest import tiny_checkpoint
 
 from model.datasets.synthetic import generate
 from model.latest import point_latest
-from model.taxonomy import Taxonomy
 from model.training.data import load_histories
-from model.training.trainer import TrainConfig, train
 from ops.clients import producer, publish_events, publish_items
 
 pytestmark = [pytest.mark.broker, pytest.mark.timeout(300)]
-TINY = TrainConfig(encoder="cnn-lstm", d_model=16, text_dim=16, heads=2, cuts_per_user=4, max_events=32,
-                   epochs=1, progress=False)
 
 
 def _wait_for_load(worker, version, timeout=30):
@@ -39,8 +36,8 @@ def test_checkpoints_are_hot_reloaded_and_broken_ones_refused(cluster, tmp_path)
     items, events = generate(2400, 100, seed=21)
     histories, _ = load_histories([json.dumps(e, ensure_ascii=False) for e in events])
     staging = tmp_path / "staging"
-    a, _ = train(histories, Taxonomy.load(), staging, TINY)
-    b, _ = train(histories, Taxonomy.load(), staging, TrainConfig(**{**TINY.__dict__, "seed": 1}))
+    a = tiny_checkpoint(histories, staging)
+    b = tiny_checkpoint(histories, staging, seed=1)
     assert a.name != b.name
 
     ckpts = tmp_path / "checkpoints"
