@@ -12,7 +12,7 @@ from model.recommend.catalogue import CatalogueItem
 from model.recommend.evaluate import compare, leave_one_out, list_ranks, per_user, target_ranks
 from model.recommend.ranking import ranked
 from model.recommend.recommender import Recommender
-from model.taxonomy import Taxonomy
+from model.taxonomy import LAYERS, Taxonomy
 from state.window import Entry
 
 TAX = Taxonomy.load()
@@ -72,13 +72,22 @@ def test_an_uncategorised_new_item_reaches_a_user_whose_interests_match_its_text
     assert recs[0]["item_id"] == "new", recs
 
 
-def test_a_new_user_gets_a_list():
-    model = BaselineModel(TAX)
-    model.recommender.set_catalogue(_catalogue("科幻小说", "茶饮", "咖啡"))
-    window = _entries("茶饮", 1, item=None)
-    [recs] = model.recommender.recommend([window], model.predict([window]), k=3)
-    assert len(recs) == 3 and recs[0]["item_id"] == "i1" and recs[0]["source"] == "popular"
-    assert "茶饮" in recs[0]["reason"]
+def test_a_new_user_gets_a_list_within_the_interests_shown_then_the_popular_rest():
+    from model.recommend.recommender import Recommender, RecommenderState
+    from model.recommend.ranking import INTEREST_ONLY, RankWeights
+
+    prior = {layer: np.full(len(TAX.labels[layer]), 1 / len(TAX.labels[layer])) for layer in LAYERS}
+    # Training counts: the 智能手机 item is the most popular, the 科幻小说 one the least.
+    state = RecommenderState(RankWeights(), {k: list(v) for k, v in prior.items()}, cold_weights=INTEREST_ONLY,
+                             vocab=["i0", "i1", "i2", "i3"], counts=[1.0, 5.0, 50.0, 20.0])
+    rec = Recommender(TAX, state)
+    rec.set_catalogue(_catalogue("科幻小说", "茶饮", "智能手机", "茶饮"))
+    window = _entries("茶饮", 1, item=None)  # one event, no item: a new user
+    [recs] = rec.recommend([window], BaselineModel(TAX).predict([window]), k=4)
+    assert [r["item_id"] for r in recs][:2] == ["i3", "i1"]  # their interest first, the popular one of it first
+    assert recs[0]["reason"] in {f"{when}: {label}" for when, label in
+                                 zip(("long-term", "these weeks", "lately"), TAX.path("茶饮"))} | {"popular in 茶饮"}
+    assert recs[2]["item_id"] == "i2" and recs[2]["reason"] == "popular"  # then global popularity
 
 
 def test_evaluation_reproduces_hand_computed_figures():

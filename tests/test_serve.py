@@ -32,5 +32,4 @@ def test_profile_batch_builds_the_contract_documents():
     assert "龙井" in profile["keywords"]["surface"]
     assert recs["schema_version"] == 2 and recs["profile_version"] == 3
     assert [r["item_id"] for r in recs["items"]] == ["tea-2"]  # tea-1 is already in the window
-    # Two events make a cold user: popular items within the interests shown so far.
-    assert recs["items"][0]["source"] == "popular" and recs["items"][0]["reason"] == "popular in 茶饮"
+    assert recs["items"][0]["source"] == "interest" and recs["items"][0]["reason"] == "lately: 茶饮"

@@ -112,8 +112,7 @@ def ranked(scores: np.ndarray, k: int, labels: np.ndarray, sure: np.ndarray, per
 
 
 def explain(row: int, u: int, weights: RankWeights, sequential: Optional[np.ndarray], layers: dict[str, np.ndarray],
-            log_popularity: np.ndarray, has_id: np.ndarray, catalogue: Catalogue, taxonomy: Taxonomy,
-            cold_user: bool) -> dict:
+            log_popularity: np.ndarray, has_id: np.ndarray, catalogue: Catalogue, taxonomy: Taxonomy) -> dict:
     """The layer, reason and source of one recommended item: the score part that lifts it most
     above the catalogue's average."""
     layer = max(LAYERS, key=lambda name: weights.layer(name) * layers[name][u, row])
@@ -122,13 +121,13 @@ def explain(row: int, u: int, weights: RankWeights, sequential: Optional[np.ndar
              "popular": weights.popularity * (log_popularity[row] - log_popularity.mean())}
     if sequential is not None and weights.sequential:
         parts["sequential"] = weights.sequential * (sequential[u, row] - sequential[u].mean())
-    source = "popular" if cold_user else max(parts, key=parts.get)
+    source = max(parts, key=parts.get)
     if source == "sequential" and not has_id[row]:
         source = "content"  # new since training: its text and category carried it
     if source == "interest" and label is not None:
         reason = f"{REASON_PREFIX[layer]}: {label}"
     elif source == "popular":
-        reason = f"popular in {label}" if label is not None and cold_user else "popular"
+        reason = f"popular in {label}" if label is not None and parts["interest"] > 0 else "popular"
     elif source == "content":
         reason = f"new, like what you read{f' ({label})' if label else ''}"
     else:

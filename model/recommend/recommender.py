@@ -125,5 +125,5 @@ class Recommender:
             weights = self.state.cold_weights if cold[u] else self.state.weights
             out.append([{"item_id": self.catalogue.ids[r], "score": float(scores[u, r]),
                          **explain(r, u, weights, seq, layers, self.log_popularity, self.has_id, self.catalogue,
-                                   self.taxonomy, bool(cold[u]))} for r in rows])
+                                   self.taxonomy)} for r in rows])
         return out

@@ -167,10 +167,12 @@ def fit_sequential(rec: Recommender, train_seqs: Sequence[np.ndarray], split: Sp
     return history
 
 
-def fit_weights(score: Callable[[RankWeights], float], start: RankWeights, grids: dict[str, Sequence[float]]
-                ) -> tuple[RankWeights, float]:
-    """Coordinate ascent (two passes) of `score` (a validation NDCG@10) over the named weights."""
-    weights, best = start, score(start)
+def fit_weights(score: Callable[[RankWeights], float], starts: Sequence[RankWeights],
+                grids: dict[str, Sequence[float]]) -> tuple[RankWeights, float]:
+    """Coordinate ascent (two passes) of `score` (a validation NDCG@10) over the named weights,
+    from the best of `starts` (one coordinate at a time cannot walk between distant optima)."""
+    scored = [(score(w), w) for w in starts]
+    best, weights = max(scored, key=lambda t: t[0])
     for _ in range(2):
         for name, grid in grids.items():
             for value in grid:
@@ -281,14 +283,14 @@ def _fit_ranking(rec: Recommender, protocol: Protocol, inputs: dict[str, list[En
     hist, targets, cold, seq, layers, windows = _stage(rec, protocol, inputs, profiles, "validation")
     state.weights, val_ndcg = fit_weights(
         lambda w: _ndcg(combine(w, seq, layers, rec.log_popularity, cold, state.cold_weights), targets, hist),
-        RankWeights(sequential=1.0), GRIDS)
+        [RankWeights(sequential=1.0)], GRIDS)
     del seq, layers
     short = [w[-COLD_USER_EVENTS:] for w in windows]
     short_hist = [cat.rows_of(e.item for e in w if e.item) for w in short]
     short_seq, short_layers = rec.sequential_scores(short_hist), interest(profiles(short), rec.prior, cat)
     state.cold_weights, cold_ndcg = fit_weights(
         lambda w: _ndcg(combine(w, short_seq, short_layers, rec.log_popularity), targets, short_hist),
-        INTEREST_ONLY, COLD_GRIDS)
+        [INTEREST_ONLY, RankWeights(sequential=1.0), state.weights], COLD_GRIDS)
     return val_ndcg, cold_ndcg
 
 
