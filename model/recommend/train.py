@@ -33,12 +33,14 @@ from state.window import Entry
 log = logging.getLogger(__name__)
 
 Profiles = Callable[[Sequence[Sequence[Entry]]], list[dict[str, np.ndarray]]]
-LAYER_GRID = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0)
+LAYER_GRID = (0.0, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 POPULARITY_GRID = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 # The next-item weight stays 1 for users with a history (the scale is relative); for cold users
 # it is fitted too, against the layers and popularity.
 GRIDS = {**{layer: LAYER_GRID for layer in LAYERS}, "popularity": POPULARITY_GRID}
 COLD_GRIDS = {"sequential": (0.0, 0.25, 0.5, 1.0), **GRIDS}
+LIST_LENGTH = 10  # what the figures score (HR@10, NDCG@10)
+PER_CATEGORY_GRID = (3, 4, 5, 7, LIST_LENGTH - 1)
 KNN_GRID = (10, 50, 100, 200)
 # Above this many items a training step scores a sample of the catalogue, not all of it.
 FULL_SOFTMAX_ITEMS = 8192
@@ -233,7 +235,7 @@ def evaluate_recommender(rec: Recommender, inputs: dict[str, list[Entry]], profi
     scores = combine(rec.state.weights, seq, layers, rec.log_popularity, cold, rec.state.cold_weights)
     by_score = target_ranks(scores, targets, hist)
     exclude(scores, hist)
-    served = ranked(scores, 10, cat.label["surface"], cat.sure["surface"], rec.state.per_category)
+    served = ranked(scores, LIST_LENGTH, cat.label["surface"], cat.sure["surface"], rec.state.per_category)
     counts = popularity(before["test"], len(cat)).astype(np.float32)
     ranks = {"model": list_ranks(served, targets, by_score), "model_uncapped": by_score}
     if seq is not None:
@@ -262,7 +264,7 @@ def _as_cold_users(rec: Recommender, windows: list[list[Entry]], targets: np.nda
     scores = combine(rec.state.cold_weights, seq, layers, rec.log_popularity)
     by_score = target_ranks(scores, targets, hist)
     exclude(scores, hist)
-    served = ranked(scores, 10, cat.label["surface"], cat.sure["surface"], rec.state.per_category)
+    served = ranked(scores, LIST_LENGTH, cat.label["surface"], cat.sure["surface"], rec.state.per_category)
     counts = popularity(train_seqs, len(cat)).astype(np.float32)
     ranks = {"model": list_ranks(served, targets, by_score)}
     if seq is not None:
@@ -274,6 +276,21 @@ def _as_cold_users(rec: Recommender, windows: list[list[Entry]], targets: np.nda
     return block
 
 
+def _fit_cap(scores: np.ndarray, targets: np.ndarray, consumed: Sequence[np.ndarray], cat: Catalogue
+             ) -> tuple[int, float]:
+    """The most items of one surface category a list may hold: the one whose served lists have the
+    best validation NDCG@10 (the smaller on ties); every choice keeps a list at least two
+    categories deep."""
+    by_score = target_ranks(scores, targets, consumed)
+    exclude(scores, consumed)
+    results = {}
+    for cap in PER_CATEGORY_GRID:
+        served = ranked(scores, LIST_LENGTH, cat.label["surface"], cat.sure["surface"], cap)
+        results[cap] = float(per_user(list_ranks(served, targets, by_score))["ndcg@10"].mean())
+    cap = max(PER_CATEGORY_GRID, key=lambda c: (results[c], -c))
+    return cap, results[cap]
+
+
 def _fit_ranking(rec: Recommender, protocol: Protocol, inputs: dict[str, list[Entry]], profiles: Profiles
                  ) -> tuple[float, float]:
     """Sets the ranking weights, and cold users' (on the validation items again, as if each user had
@@ -281,10 +298,13 @@ def _fit_ranking(rec: Recommender, protocol: Protocol, inputs: dict[str, list[En
     that the [users, items] arrays are freed before the test stage.)"""
     state, cat = rec.state, rec.catalogue
     hist, targets, cold, seq, layers, windows = _stage(rec, protocol, inputs, profiles, "validation")
-    state.weights, val_ndcg = fit_weights(
+    state.weights, _ = fit_weights(
         lambda w: _ndcg(combine(w, seq, layers, rec.log_popularity, cold, state.cold_weights), targets, hist),
         [RankWeights(sequential=1.0)], GRIDS)
+    scores = combine(state.weights, seq, layers, rec.log_popularity, cold, state.cold_weights)
     del seq, layers
+    state.per_category, val_ndcg = _fit_cap(scores, targets, hist, cat)
+    del scores
     short = [w[-COLD_USER_EVENTS:] for w in windows]
     short_hist = [cat.rows_of(e.item for e in w if e.item) for w in short]
     short_seq, short_layers = rec.sequential_scores(short_hist), interest(profiles(short), rec.prior, cat)
