@@ -179,3 +179,20 @@ def test_sampled_softmax_trains_on_a_large_catalogue():
     assert losses[-1] < losses[0] / 2
     scores = model.scores(model.catalogue_vectors(features), [np.array([5, 8200])])
     assert scores[0].argmax() == 42  # ranked over the whole catalogue, not the sample
+
+
+def test_weights_that_only_help_the_fitting_half_are_not_kept():
+    from model.recommend.ranking import RankWeights
+    from model.recommend.train import fit_weights
+
+    fit_half = np.arange(100) % 2 == 0
+
+    def per_user(w: RankWeights) -> np.ndarray:
+        # The surface weight helps the users it is fitted on and hurts the others as much; the deep
+        # weight helps everyone a little.
+        return 0.5 + np.where(fit_half, 0.1, -0.1) * w.surface + 0.01 * w.deep
+
+    weights, ndcg = fit_weights(per_user, [RankWeights(sequential=1.0)], {"surface": (0.0, 1.0), "deep": (0.0, 1.0)})
+    assert weights == RankWeights(sequential=1.0)  # the ascent took surface 1; the other half refused it
+    weights, _ = fit_weights(per_user, [RankWeights(sequential=1.0)], {"deep": (0.0, 1.0)})
+    assert weights == RankWeights(sequential=1.0, deep=1.0) and ndcg == pytest.approx(0.5)
