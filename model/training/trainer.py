@@ -339,13 +339,6 @@ def train(histories: Histories, taxonomy: Taxonomy, out: Path, cfg: TrainConfig,
     test_users = {s.user for s in test_s}
     result = compare(probs, stack_targets(test_s), np.array([s.user for s in test_s]), seed=cfg.seed)
 
-    say("recommender: the next-item model, ranking weights and baselines")
-    inputs = hide_categories(histories, cfg.hide_categories, cfg.seed)
-    recommender, recommendation = train_recommender(
-        inputs, catalogue_items(histories), taxonomy, yardsticks.prior, infer,
-        lambda texts: trainer.encode_texts(texts).cpu().numpy(), lambda windows: trainer.predict_windows(windows, infer),
-        trainer.encoder.dim, RecommendConfig(epochs=cfg.rec_epochs, max_len=cfg.rec_max_len), cfg.seed, device,
-        rec_deadline, cfg.progress)
     metrics = {
         **result,
         "encoder": cfg.encoder,
@@ -358,13 +351,23 @@ def train(histories: Histories, taxonomy: Taxonomy, out: Path, cfg: TrainConfig,
         "baseline_params": {layer: asdict(p) for layer, p in yardsticks.baseline.items()},
         "text_baseline_params": {layer: asdict(p) for layer, p in yardsticks.text_params.items()},
         "blend": blend,
-        "recommendation": recommendation,
         "initial_validation_loss": initial_val,
         "history": history,
         "lm_losses": lm_losses,
-        "train_seconds": round(time.monotonic() - started, 1),
-        "config": asdict(cfg),
     }
+    # The profile phase's samples and features are done with: free them before the recommender's
+    # [users, items] arrays arrive (a million events' worth is gigabytes).
+    del train_s, val_s, test_s, entries, probs
+    trainer.table = trainer.text_inputs = None
+
+    say("recommender: the next-item model, ranking weights and baselines")
+    inputs = hide_categories(histories, cfg.hide_categories, cfg.seed)
+    recommender, metrics["recommendation"] = train_recommender(
+        inputs, catalogue_items(histories), taxonomy, yardsticks.prior, infer,
+        lambda texts: trainer.encode_texts(texts).cpu().numpy(), lambda windows: trainer.predict_windows(windows, infer),
+        trainer.encoder.dim, RecommendConfig(epochs=cfg.rec_epochs, max_len=cfg.rec_max_len), cfg.seed, device,
+        rec_deadline, cfg.progress)
+    metrics.update(train_seconds=round(time.monotonic() - started, 1), config=asdict(cfg))
     path = save_checkpoint(out, trainer.model, trainer.encoder, categorizer, recommender, taxonomy, horizons, metrics)
     return path, metrics
 
