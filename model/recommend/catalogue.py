@@ -18,6 +18,9 @@ from model.text import segment
 from state.window import Entry
 
 
+BUILD_CHUNK = 4096
+
+
 @dataclass(frozen=True)
 class CatalogueItem:
     item_id: str
@@ -43,19 +46,17 @@ class Catalogue:
     def build(cls, items: Sequence[CatalogueItem], taxonomy: Taxonomy, infer: Optional[Infer] = None) -> "Catalogue":
         """One row per item id (a later duplicate replaces an earlier one, as in the items topic)."""
         items = list({it.item_id: it for it in items}.values())
-        entries = [Entry(id=it.item_id, ts=0, type="browse", item=it.item_id, text=it.text,
-                         tokens=list(segment(it.text)) if it.text else [], cats=list(it.categories) or None)
-                   for it in items]
-        label, sure = {}, {}
-        if entries:
+        label = {layer: np.zeros(len(items), np.int64) for layer in LAYERS}
+        sure = {layer: np.zeros(len(items), np.float32) for layer in LAYERS}
+        for start in range(0, len(items), BUILD_CHUNK):  # dense label rows, a chunk at a time
+            chunk = items[start:start + BUILD_CHUNK]
+            entries = [Entry(id=it.item_id, ts=0, type="browse", item=it.item_id, text=it.text,
+                             tokens=list(segment(it.text)) if it.text else [], cats=list(it.categories) or None)
+                       for it in chunk]
             rows, _ = distributions(entries, taxonomy, infer)
-        for layer in LAYERS:
-            if not entries:
-                label[layer], sure[layer] = np.zeros(0, np.int64), np.zeros(0, np.float32)
-                continue
-            r = rows[layer]
-            label[layer] = r.argmax(1).astype(np.int64)
-            sure[layer] = r.max(1).astype(np.float32)
+            for layer in LAYERS:
+                label[layer][start:start + len(chunk)] = rows[layer].argmax(1)
+                sure[layer][start:start + len(chunk)] = rows[layer].max(1)
         return cls([it.item_id for it in items], [it.text for it in items], label, sure)
 
     def rows_of(self, item_ids: Iterable[str]) -> np.ndarray:
