@@ -102,13 +102,12 @@ class Recommender:
             return None
         return self.model.scores(self.vectors, histories)
 
-    def scores(self, histories: Sequence[np.ndarray], dists: Sequence[dict[str, np.ndarray]], cold: np.ndarray,
-               weights: Optional[RankWeights] = None) -> tuple[np.ndarray, Optional[np.ndarray], dict[str, np.ndarray]]:
+    def scores(self, histories: Sequence[np.ndarray], dists: Sequence[dict[str, np.ndarray]], cold: np.ndarray
+               ) -> tuple[np.ndarray, Optional[np.ndarray], dict[str, np.ndarray]]:
         """(combined [B, N], next-item [B, N] or None, interest per layer [B, N])."""
         seq = self.sequential_scores(histories)
         layers = interest(dists, self.prior, self.catalogue)
-        weights = weights or self.state.weights
-        return combine(weights, seq, layers, self.log_popularity, cold, self.state.cold_weights), seq, layers
+        return combine(self.state.weights, seq, layers, self.log_popularity, cold, self.state.cold_weights), seq, layers
 
     def recommend(self, windows: Sequence[Sequence[Entry]], dists: Sequence[dict[str, np.ndarray]], k: int = 10
                   ) -> list[list[dict]]:

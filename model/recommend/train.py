@@ -246,45 +246,49 @@ def evaluate_recommender(rec: Recommender, inputs: dict[str, list[Entry]], profi
     knn_k = max(KNN_GRID, key=lambda k: (knn_val[k], -k))
 
     hist, targets, cold, seq, layers, windows = _stage(rec, protocol, inputs, profiles, "test")
-    scores = combine(rec.state.weights, seq, layers, rec.log_popularity, cold, rec.state.cold_weights)
-    by_score = target_ranks(scores, targets, hist)
-    exclude(scores, hist)
-    served = ranked(scores, LIST_LENGTH, cat.label["surface"], cat.sure["surface"], rec.state.per_category)
+    knn = ItemKNN(before["test"], len(cat), knn_k)
     counts = popularity(before["test"], len(cat)).astype(np.float32)
-    ranks = {"model": list_ranks(served, targets, by_score), "model_uncapped": by_score}
-    if seq is not None:
-        ranks["sequential"] = target_ranks(seq, targets, hist)
-    ranks["mostpop"] = target_ranks(np.repeat(counts[None, :], len(hist), 0), targets, hist)
-    ranks["itemknn"] = target_ranks(ItemKNN(before["test"], len(cat), knn_k).scores(hist), targets, hist)
+    scores = combine(rec.state.weights, seq, layers, rec.log_popularity, cold, rec.state.cold_weights)
+    ranks = _contender_ranks(rec, scores, seq, hist, targets, counts, knn)
     slices = {"new_items": ~rec.has_id[targets],
               f"users_with_at_most_{COLD_USER_SLICE}_events": np.array([len(w) <= COLD_USER_SLICE for w in windows])}
     result = compare(ranks, seed=seed, slices=slices)
     result["slices"][f"only_last_{COLD_USER_EVENTS}_events"] = _as_cold_users(rec, windows, targets, profiles, seed,
-                                                                               knn_k, before["test"])
+                                                                               counts, knn)
     result.update(weights=rec.state.weights.to_dict(), cold_weights=rec.state.cold_weights.to_dict(), itemknn_k=knn_k,
                   itemknn_validation_ndcg10={str(k): v for k, v in knn_val.items()}, items=len(cat),
                   users=len(split.users), per_category=rec.state.per_category)
     return result
 
 
+def _contender_ranks(rec: Recommender, scores: np.ndarray, seq: Optional[np.ndarray], hist: list[np.ndarray],
+                     targets: np.ndarray, counts: np.ndarray, knn: ItemKNN) -> dict[str, np.ndarray]:
+    """Each contender's rank of each user's target: the recommender as served (`scores`, consumed
+    items excluded in place, the category cap) and uncapped, the next-item model alone, MostPop
+    (`counts`), ItemKNN."""
+    cat = rec.catalogue
+    by_score = target_ranks(scores, targets, hist)
+    exclude(scores, hist)
+    served = ranked(scores, LIST_LENGTH, cat.label["surface"], cat.sure["surface"], rec.state.per_category)
+    ranks = {"model": list_ranks(served, targets, by_score), "model_uncapped": by_score}
+    if seq is not None:
+        ranks["sequential"] = target_ranks(seq, targets, hist)
+    ranks["mostpop"] = target_ranks(np.repeat(counts[None, :], len(hist), 0), targets, hist)
+    ranks["itemknn"] = target_ranks(knn.scores(hist), targets, hist)
+    return ranks
+
+
 def _as_cold_users(rec: Recommender, windows: list[list[Entry]], targets: np.ndarray, profiles: Profiles, seed: int,
-                   knn_k: int, train_seqs: list[np.ndarray]) -> dict:
+                   counts: np.ndarray, knn: ItemKNN) -> dict:
     """The test items again, as if each user had only their last COLD_USER_EVENTS events: what a
     new user gets (the cold-start rule) against the other contenders on the same few events."""
     cat = rec.catalogue
     short = [w[-COLD_USER_EVENTS:] for w in windows]
     hist = [cat.rows_of(e.item for e in w if e.item) for w in short]
     seq, layers = rec.sequential_scores(hist), interest(profiles(short), rec.prior, cat)
-    scores = combine(rec.state.cold_weights, seq, layers, rec.log_popularity)
-    by_score = target_ranks(scores, targets, hist)
-    exclude(scores, hist)
-    served = ranked(scores, LIST_LENGTH, cat.label["surface"], cat.sure["surface"], rec.state.per_category)
-    counts = popularity(train_seqs, len(cat)).astype(np.float32)
-    ranks = {"model": list_ranks(served, targets, by_score)}
-    if seq is not None:
-        ranks["sequential"] = target_ranks(seq, targets, hist)
-    ranks["mostpop"] = target_ranks(np.repeat(counts[None, :], len(hist), 0), targets, hist)
-    ranks["itemknn"] = target_ranks(ItemKNN(train_seqs, len(cat), knn_k).scores(hist), targets, hist)
+    ranks = _contender_ranks(rec, combine(rec.state.cold_weights, seq, layers, rec.log_popularity), seq, hist,
+                             targets, counts, knn)
+    del ranks["model_uncapped"]  # this slice reports the cold list as served against the others
     block = compare(ranks, seed=seed)
     block.pop("slices")
     return block
