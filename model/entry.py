@@ -1,8 +1,9 @@
 """Window entries: what one event becomes in a user's window, for the worker and the trainer alike.
 
-One builder: an entry is made from the event and completed from the item catalogue (an event with
-only `item_id` takes its text and categories from the item). The profiler completes entries again
-at inference time, for items that reached the catalogue after their events.
+`make_entry` is what the ingest path stores: the event's own fields, scrubbed and bounded.
+`complete` is what a model reads: the entry with its item's text and categories where the event
+had none (items may reach the catalogue after their events, so the profiler completes entries at
+inference time, not at ingest) and its text's jieba tokens (cached by text in model/text.py).
 """
 from __future__ import annotations
 
@@ -15,22 +16,25 @@ from state.window import Entry
 
 
 def complete(entry: Entry, items: ItemIndex, max_text_chars: int) -> Entry:
-    """The entry with its missing text and categories taken from its item, when the catalogue has it."""
-    if entry.text and entry.cats or not entry.item:
-        return entry
-    item = items.get(entry.item)
-    if item is None:
-        return entry
-    text = entry.text or clean(item.title, max_text_chars)
-    return replace(entry, text=text, tokens=entry.tokens if entry.text else list(segment(text)),
-                   cats=entry.cats or item.categories or None)
+    """The entry with its missing text and categories taken from its item, when the catalogue has
+    it, and the tokens of its text."""
+    changes: dict = {}
+    if entry.item and not (entry.text and entry.cats):
+        item = items.get(entry.item)
+        if item is not None:
+            if not entry.text:
+                changes["text"] = clean(item.title, max_text_chars)
+            if not entry.cats and item.categories:
+                changes["cats"] = list(item.categories)
+    text = changes.get("text", entry.text)
+    if text and not entry.tokens:
+        changes["tokens"] = list(segment(text))
+    return replace(entry, **changes) if changes else entry
 
 
-def make_entry(event: Event, items: ItemIndex, max_text_chars: int) -> Entry:
-    """A window entry: scrubbed, bounded, segmented text; the item's text and categories fill gaps."""
-    text = clean(event.text, max_text_chars) if event.text else ""
-    entry = Entry(id=event.event_id, ts=event.ts_ms, type=event.type, item=event.item_id, text=text,
-                  tokens=list(segment(text)) if text else [],
-                  cats=[scrub(c) for c in event.categories] if event.categories else None,
-                  attrs=event.attrs.model_dump(exclude_none=True))
-    return complete(entry, items, max_text_chars)
+def make_entry(event: Event, max_text_chars: int) -> Entry:
+    """A window entry: the event's scrubbed, bounded text, its categories and attributes."""
+    return Entry(id=event.event_id, ts=event.ts_ms, type=event.type, item=event.item_id,
+                 text=clean(event.text, max_text_chars) if event.text else "",
+                 cats=[scrub(c) for c in event.categories] if event.categories else None,
+                 attrs=event.attrs.model_dump(exclude_none=True))

@@ -1,21 +1,30 @@
 """A user's bounded event window: what the profile model reads.
 
-Stored as one record per user (the Faust table value and its changelog record), encoded once
-here as compact UTF-8 JSON. Bounded three ways, oldest out first: event count, age (relative to
-the newest event), and encoded bytes of the entries. Event ids of the most recent accepted events
-are kept beyond the window itself, so a replay after a crash (at-least-once delivery) is
-recognised as a duplicate and not counted twice; each kept id is at most 66 ASCII bytes (longer
-or non-ASCII ids are kept as a hash), so the whole record stays under Kafka's record limit.
+Stored as one record per user (the Faust table value and its changelog record) in MessagePack,
+encoded once. Bounded three ways, oldest out first: event count, age (relative to the newest
+event), and encoded bytes of the entries. The record also remembers a 64-bit hash of each of the
+most recently accepted event ids, beyond the window itself, so a replay after a crash
+(at-least-once delivery) is recognised as a duplicate and not counted twice.
+
+The ingest path reads, extends, bounds and writes a window once per batch; it never needs the
+entries it did not add. So each entry is kept as its own encoded bytes, with its timestamp
+beside it: updating a window of 128 entries moves bytes rather than building 128 objects, and
+the entries are decoded only when something reads them (the profiler, the profile page).
 """
 from __future__ import annotations
 
 import bisect
 import hashlib
 import json
+from array import array
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
-MAX_PLAIN_ID_BYTES = 64
+import msgspec
+
+from state.event import EVENT_TYPES
+
+FORMAT = 2  # the record's first field; format 1 was a JSON object, still read (see _decode_json)
 
 
 @dataclass(frozen=True)
@@ -23,15 +32,16 @@ class WindowBounds:
     max_events: int = 128
     max_age_ms: int = 90 * 24 * 3600 * 1000
     max_bytes: int = 64 * 1024  # the entries, as encoded in the record
-    # Ids remembered for dedupe: several windows' worth, so a replay of events already
-    # evicted by count is still caught. At most 66 bytes each.
-    max_seen_ids: int = 1024
+    # Ids remembered for dedupe (8 bytes each): two windows' worth, so a replay of events already
+    # evicted by count is still caught; never fewer than the window's own events.
+    max_seen_ids: int = 256
 
 
 @dataclass(slots=True)
 class Entry:
-    """One event as a window keeps it: scrubbed, bounded text and its jieba tokens, the category
-    path (deep -> surface) when known, and the behaviour attributes. Built by model/entry.py."""
+    """One event as a window keeps it: scrubbed, bounded text, the category path (deep -> surface)
+    when known, and the behaviour attributes. Built by model/entry.py, which also derives `tokens`
+    (jieba) from the text where a model reads it; tokens are not stored."""
 
     id: str
     ts: int  # epoch ms
@@ -45,22 +55,42 @@ class Entry:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> "Entry":
-        return cls(**d)
+
+# An entry as stored (its ts is kept beside it): type as its index in EVENT_TYPES.
+_Row = tuple[str, int, Optional[str], str, Optional[list[str]], dict[str, Union[int, float]]]
+_TYPE_INDEX = {t: i for i, t in enumerate(EVENT_TYPES)}
 
 
-def dedupe_key(event_id: str) -> str:
-    """The id as remembered for dedupe: itself when short ASCII, else a 128-bit hash of it."""
-    # Plain only when JSON writes it byte for byte: printable ASCII, no quote or backslash.
-    if (len(event_id) <= MAX_PLAIN_ID_BYTES and event_id.isascii() and event_id.isprintable()
-            and not any(c in event_id for c in '"\\#')):
-        return event_id
-    return "#" + hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+class _Record(msgspec.Struct, array_like=True):
+    format: int
+    user_id: str
+    partition: Optional[int]
+    events_seen: int
+    updated_ms: int
+    seen: bytes  # 8-byte id hashes, oldest first
+    ts: list[int]  # each entry's, in order
+    entries: list[msgspec.Raw]  # each a _Row
 
 
-def _encode(doc: Any) -> bytes:
-    return json.dumps(doc, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+_ENCODER = msgspec.msgpack.Encoder()
+_RECORD = msgspec.msgpack.Decoder(_Record)
+_ROW = msgspec.msgpack.Decoder(_Row)
+
+
+def _row(entry: Entry) -> msgspec.Raw:
+    return msgspec.Raw(_ENCODER.encode((entry.id, _TYPE_INDEX[entry.type], entry.item, entry.text, entry.cats,
+                                        entry.attrs)))
+
+
+def _entry(ts: int, raw: msgspec.Raw) -> Entry:
+    id_, type_, item, text, cats, attrs = _ROW.decode(raw)
+    return Entry(id=id_, ts=ts, type=EVENT_TYPES[type_], item=item, text=text, cats=cats, attrs=attrs)
+
+
+def id_hash(event_id: str) -> int:
+    """The id as remembered for dedupe: 64 bits of its BLAKE2b hash."""
+    digest = hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
 
 
 class Window:
@@ -70,78 +100,109 @@ class Window:
     `events_seen` counts every distinct event ever accepted, evicted ones included.
     """
 
-    __slots__ = ("user_id", "partition", "entries", "seen_ids", "events_seen", "updated_ms", "_seen")
+    __slots__ = ("user_id", "partition", "events_seen", "updated_ms", "_seen", "_seen_set", "_ts", "_rows",
+                 "_entries")
 
-    def __init__(
-        self,
-        user_id: str,
-        partition: Optional[int] = None,
-        entries: Optional[list[Entry]] = None,
-        seen_ids: Optional[list[str]] = None,
-        events_seen: int = 0,
-        updated_ms: int = 0,
-    ):
+    def __init__(self, user_id: str, partition: Optional[int] = None, entries: Optional[list[Entry]] = None,
+                 events_seen: int = 0, updated_ms: int = 0):
         self.user_id = user_id
         self.partition = partition
-        self.entries = entries or []
-        self.seen_ids = seen_ids or []
         self.events_seen = events_seen
         self.updated_ms = updated_ms
-        self._seen = set(self.seen_ids)
+        self.entries = entries or []
+        self._seen = [id_hash(e.id) for e in self.entries]
+        self._seen_set = set(self._seen)
+
+    @property
+    def entries(self) -> list[Entry]:
+        """The entries, decoded on first read."""
+        if self._entries is None:
+            self._entries = [_entry(ts, raw) for ts, raw in zip(self._ts, self._rows)]
+        return self._entries
+
+    @entries.setter
+    def entries(self, entries: list[Entry]) -> None:
+        self._entries = list(entries)
+        self._ts = [e.ts for e in self._entries]
+        self._rows: Optional[list[msgspec.Raw]] = None  # encoded when next needed
+
+    def _encoded_rows(self) -> list[msgspec.Raw]:
+        if self._rows is None:
+            self._rows = [_row(e) for e in self._entries]
+        return self._rows
+
+    def __len__(self) -> int:
+        return len(self._ts)
 
     def __contains__(self, event_id: str) -> bool:
-        return dedupe_key(event_id) in self._seen
+        return id_hash(event_id) in self._seen_set
 
     def add(self, entry: Entry, now_ms: int, bounds: WindowBounds) -> bool:
         """Insert in timestamp order; False (and no change) when the id was seen before."""
-        key = dedupe_key(entry.id)
-        if key in self._seen:
+        key = id_hash(entry.id)
+        if key in self._seen_set:
             return False
-        keys = [e.ts for e in self.entries]
-        self.entries.insert(bisect.bisect_right(keys, entry.ts), entry)
-        self.seen_ids.append(key)
-        self._seen.add(key)
-        if len(self.seen_ids) > bounds.max_seen_ids:
-            for old in self.seen_ids[: len(self.seen_ids) - bounds.max_seen_ids]:
-                self._seen.discard(old)
-            del self.seen_ids[: len(self.seen_ids) - bounds.max_seen_ids]
+        rows = self._encoded_rows()
+        at = bisect.bisect_right(self._ts, entry.ts)
+        self._ts.insert(at, entry.ts)
+        rows.insert(at, _row(entry))
+        if self._entries is not None:
+            self._entries.insert(at, entry)
+        self._seen.append(key)
+        self._seen_set.add(key)
+        excess = len(self._seen) - max(bounds.max_seen_ids, bounds.max_events)
+        if excess > 0:
+            self._seen_set.difference_update(self._seen[:excess])
+            del self._seen[:excess]
         self.events_seen += 1
         self.updated_ms = now_ms
         return True
 
     def trim(self, bounds: WindowBounds) -> int:
-        """Apply the bounds; returns how many entries were evicted."""
-        before = len(self.entries)
-        if len(self.entries) > bounds.max_events:
-            del self.entries[: len(self.entries) - bounds.max_events]
-        if self.entries:
-            horizon = self.entries[-1].ts - bounds.max_age_ms
-            cut = bisect.bisect_left([e.ts for e in self.entries], horizon)
-            del self.entries[:cut]
-        # Measured as encoded; per-entry sizes only when the window is over the bound. The
-        # newest entry always stays: one event is at most the ingest bound, far below a record.
-        docs = [e.to_json() for e in self.entries]
-        if len(_encode(docs)) > bounds.max_bytes:
-            sizes = [len(_encode(d)) + 1 for d in docs]
-            total, cut = sum(sizes) + 1, 0
-            while total > bounds.max_bytes and cut < len(self.entries) - 1:
-                total -= sizes[cut]
-                cut += 1
-            del self.entries[:cut]
-        return before - len(self.entries)
+        """Apply the bounds; returns how many entries were evicted. The newest entry always stays:
+        one event is at most the ingest bound, far below a record."""
+        before = len(self._ts)
+        cut = max(0, before - bounds.max_events)
+        if before:
+            cut = max(cut, bisect.bisect_left(self._ts, self._ts[-1] - bounds.max_age_ms))
+        rows = self._encoded_rows()
+        total = sum(len(r) for r in rows[cut:])
+        while total > bounds.max_bytes and cut < before - 1:
+            total -= len(rows[cut])
+            cut += 1
+        if cut:
+            del self._ts[:cut], rows[:cut]
+            if self._entries is not None:
+                del self._entries[:cut]
+        return cut
 
     def encode(self) -> bytes:
-        return _encode({
-            "user_id": self.user_id,
-            "partition": self.partition,
-            "events_seen": self.events_seen,
-            "updated_ms": self.updated_ms,
-            "seen_ids": self.seen_ids,
-            "entries": [e.to_json() for e in self.entries],
-        })
+        return _ENCODER.encode(_Record(FORMAT, self.user_id, self.partition, self.events_seen, self.updated_ms,
+                                       array("Q", self._seen).tobytes(), self._ts, self._encoded_rows()))
 
     @classmethod
     def decode(cls, raw: bytes) -> "Window":
-        d = json.loads(raw)
-        return cls(d["user_id"], d.get("partition"), [Entry.from_json(e) for e in d["entries"]], d["seen_ids"],
-                   d["events_seen"], d["updated_ms"])
+        if raw[:1] == b"{":
+            return _decode_json(raw)
+        record = _RECORD.decode(raw)
+        if record.format != FORMAT:
+            raise ValueError(f"window record format {record.format}, this worker reads {FORMAT}")
+        window = cls.__new__(cls)
+        window.user_id, window.partition = record.user_id, record.partition
+        window.events_seen, window.updated_ms = record.events_seen, record.updated_ms
+        window._ts, window._rows, window._entries = record.ts, record.entries, None
+        window._seen = array("Q", record.seen).tolist()
+        window._seen_set = set(window._seen)
+        return window
+
+
+def _decode_json(raw: bytes) -> Window:
+    """A format-1 record (JSON, written before format 2): read, so an upgraded worker keeps its
+    users' windows. Ids it remembered only as a hash of another kind are not carried over."""
+    d = json.loads(raw)
+    window = Window(d["user_id"], d.get("partition"),
+                    [Entry(**{k: v for k, v in e.items() if k != "tokens"}) for e in d["entries"]],
+                    d["events_seen"], d["updated_ms"])
+    window._seen = [id_hash(i) for i in d["seen_ids"] if not i.startswith("#")]
+    window._seen_set = set(window._seen) | {id_hash(e.id) for e in window.entries}
+    return window

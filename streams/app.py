@@ -33,10 +33,10 @@ EMBEDDED_BROKER_CONF = dict(
     # A group join waits about half the session timeout: seconds, not Faust's 30 s default.
     broker_session_timeout=3.0,
     broker_heartbeat_interval=0.5,
-    # ListOffsets(LATEST) is wrong when the last batch holds several records, which makes
-    # table recovery lose data or fail; one record per batch avoids it.
-    producer_max_batch_size=1,
 )
+# Its ListOffsets(LATEST) is also wrong when a partition's last batch holds several records,
+# which would make table recovery stop short: every changelog write ends each partition it
+# writes with a one-record batch (streams/tables.publish), so the producer batches normally.
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """The ingest agent: events.browse|purchase|review -> validate -> DLQ or the user's window.
 
 Each batch of polled events is grouped by user, and each user's window is read, extended and
-written once per batch (one RocksDB write and one changelog record per user, not per event).
+written once per batch: one changelog record per user, not per event, published for the whole
+batch together and written to RocksDB once the broker has it (streams/tables.py).
 
 No record can stop the agent. A record that fails validation goes to the DLQ with its reason;
 one that raises anything else, alone or while its user's window is written, goes there too as
@@ -13,15 +14,16 @@ import json
 import logging
 import time
 from collections import Counter
+from dataclasses import dataclass
 from typing import Optional
 
 from model.documents import dlq_document, dlq_key, encode, internal
 from model.entry import make_entry
 from state.event import Event, Rejected, Rejection, parse_event
-from state.window import Window
+from state.window import Window, WindowBounds
 from streams import metrics
 from streams.app import Strata
-from streams.tables import on_partition, owned_partitions, record_published
+from streams.tables import Record, owned_partitions, publish, read_local, record_published
 from streams.topics import partition_for
 
 log = logging.getLogger(__name__)
@@ -56,27 +58,28 @@ def accept(strata: Strata, message, now_ms: int) -> Event:
     return event
 
 
-def write_window(strata: Strata, topic: str, partition: int, user_id: str, events: list[Event],
-                 now_ms: int) -> tuple[Window, Counter]:
-    """Read, extend, bound and write one user's window; the outcome of each event."""
-    s = strata.settings
+def update_window(strata: Strata, bounds: WindowBounds, partition: int, user_id: str, events: list[Event],
+                  now_ms: int) -> tuple[Window, Counter, int]:
+    """The user's window read from the local store, extended and bounded: (window, the outcome of
+    each event, entries evicted). Written by the caller, after its changelog record is published."""
     outcomes: Counter[tuple[str, str]] = Counter()
-    key = user_id.encode()
-    with on_partition(strata.app, topic, partition):
-        raw = strata.windows.get(key)
-        window = Window.decode(raw) if raw else Window(user_id)
-        window.partition = partition
-        for event in events:
-            entry = make_entry(event, strata.item_index, s.max_text_chars)
-            outcome = "accepted" if window.add(entry, now_ms, s.window_bounds) else "duplicate"
-            outcomes[event.type, outcome] += 1
-        evicted = window.trim(s.window_bounds)
-        # Written even when every event was a duplicate: a replay after a crash means the
-        # local RocksDB may hold a window its changelog never received, and this write is
-        # what brings the changelog (and so any future restore) up to date.
-        strata.windows[key] = window.encode()
-    metrics.WINDOW_EVICTIONS.inc(evicted)
-    return window, outcomes
+    raw = read_local(strata.windows, partition, user_id.encode())
+    window = Window.decode(raw) if raw else Window(user_id)
+    window.partition = partition
+    for event in events:
+        outcome = "accepted" if window.add(make_entry(event, strata.settings.max_text_chars), now_ms, bounds) \
+            else "duplicate"
+        outcomes[event.type, outcome] += 1
+    return window, outcomes, window.trim(bounds)
+
+
+@dataclass
+class _UserWrite:
+    topic: str
+    members: list[tuple[Event, object]]  # (event, its message)
+    window: Window
+    outcomes: Counter
+    evicted: int
 
 
 async def ingest_batch(strata: Strata, events: list) -> None:
@@ -84,7 +87,9 @@ async def ingest_batch(strata: Strata, events: list) -> None:
     metrics.INGEST_BATCH.observe(len(events))
     outcomes: Counter[tuple[str, str]] = Counter()
     refused: list[tuple[object, Rejection]] = []
-    groups: dict[tuple[str, int, str], list[tuple[Event, object]]] = {}
+    # By (partition, user): the three event topics are co-partitioned, so one user's browse,
+    # purchase and review events of a batch extend one window, read and written once.
+    groups: dict[tuple[int, str], list[tuple[Event, object]]] = {}
     for ev in events:
         message = ev.message
         try:
@@ -96,23 +101,46 @@ async def ingest_batch(strata: Strata, events: list) -> None:
             log.exception("ingest: record %s[%s]@%s raised", message.topic, message.partition, message.offset)
             refused.append((message, internal(exc)))
             continue
-        groups.setdefault((message.topic, message.partition, event.user_id), []).append((event, message))
+        groups.setdefault((message.partition, event.user_id), []).append((event, message))
 
-    owned = {topic: owned_partitions(strata.app, topic) for topic in {t for t, _, _ in groups}}
-    for (topic, partition, user_id), members in groups.items():
+    owned = {topic: owned_partitions(strata.app, topic) for topic in {m.topic for g in groups.values() for _, m in g}}
+    writes: list[_UserWrite] = []
+    records: list[Record] = []
+    bounds = strata.settings.window_bounds
+    for (partition, user_id), members in groups.items():
+        topic = members[0][1].topic
         if partition not in owned[topic]:
             # Revoked while this batch was polled: the new owner replays these from its committed offset.
             continue
         try:
-            window, counts = write_window(strata, topic, partition, user_id, [e for e, _ in members], now_ms)
+            window, counts, evicted = update_window(strata, bounds, partition, user_id, [e for e, _ in members], now_ms)
+            if not any(outcome == "accepted" for _, outcome in counts):
+                outcomes.update(counts)  # all replayed: the changelog has the window already
+                continue
+            records.append(Record(user_id.encode(), window.encode(), partition))
         except Exception as exc:  # noqa: BLE001
-            log.exception("ingest: writing the window of a user with %d events raised", len(members))
+            log.exception("ingest: the window of a user with %d events could not be updated", len(members))
             refused.extend((message, internal(exc)) for _, message in members)
             continue
-        outcomes.update(counts)
-        if any(outcome == "accepted" for _, outcome in counts):
-            strata.dirty.mark(partition, user_id)
-        metrics.WINDOW_EVENTS.observe(len(window.entries))
+        writes.append(_UserWrite(topic, members, window, counts, evicted))
+
+    results = await publish(strata.app, strata.windows.changelog_topic.get_topic_name(), records)
+    owned = {topic: owned_partitions(strata.app, topic) for topic in owned}
+    published = []
+    for write, record, result in zip(writes, records, results):
+        if isinstance(result, BaseException):
+            log.error("ingest: the broker refused a window record (%s: %s); its events go to the DLQ",
+                      type(result).__name__, result)
+            refused.extend((message, internal(result)) for _, message in write.members)
+            continue
+        if record.partition not in owned[write.topic]:
+            continue  # revoked meanwhile: the new owner restores the window from the changelog
+        published.append((record, result))
+        outcomes.update(write.outcomes)
+        metrics.WINDOW_EVICTIONS.inc(write.evicted)
+        metrics.WINDOW_EVENTS.observe(len(write.window))
+        strata.dirty.mark(record.partition, write.window.user_id)
+    record_published(strata.windows, published)
 
     outcomes.update(await publish_refused(strata, refused, now_ms))
     for (event_type, outcome), n in outcomes.items():
@@ -126,8 +154,7 @@ def _in_dlq(strata: Strata, message, key: bytes) -> bool:
     The DLQ table holds, per key, the last DLQ record published for it; offsets rise within a
     source partition, so a record at or below the last one's offset there was sent before.
     """
-    with on_partition(strata.app, message.topic, message.partition):
-        last = strata.dlq.get(key)
+    last = read_local(strata.dlq, message.partition, key)
     try:
         source = json.loads(last)["source"] if last is not None else None
         return source is not None and (source["topic"], source["partition"]) == (message.topic, message.partition) \
@@ -138,9 +165,9 @@ def _in_dlq(strata: Strata, message, key: bytes) -> bool:
 
 async def publish_refused(strata: Strata, refused: list, now_ms: int) -> Counter:
     """Each refused record to the DLQ exactly once: published on its source partition's number,
-    then recorded in the DLQ table once the broker has it (see streams/tables.record_published)."""
+    then recorded in the DLQ table once the broker has it (see streams/tables.py)."""
     outcomes: Counter[tuple[str, str]] = Counter()
-    sent = []
+    to_send, records = [], []
     # In offset order per source partition, so the last one recorded per key is the highest.
     for message, rejection in sorted(refused, key=lambda r: (r[0].topic, r[0].partition, r[0].offset)):
         event_type = strata.event_type_of(message.topic)
@@ -151,30 +178,32 @@ async def publish_refused(strata: Strata, refused: list, now_ms: int) -> Counter
             if _in_dlq(strata, message, key):
                 outcomes[event_type, "duplicate"] += 1
                 continue
-            record = encode(dlq_document(rejection, message.topic, message.partition, message.offset, message.value,
-                                         strata.settings.dlq_raw_bytes, now_ms))
-            delivery = await strata.dlq_topic.send(key=key, value=record, partition=message.partition, force=True)
-        except Exception:  # noqa: BLE001 - a DLQ outage must not stop valid events
+            record = Record(key, encode(dlq_document(rejection, message.topic, message.partition, message.offset,
+                                                     message.value, strata.settings.dlq_raw_bytes, now_ms)),
+                            message.partition)
+        except Exception:  # noqa: BLE001 - one DLQ record that cannot be built must not stop the others
             metrics.DLQ_SEND_FAILURES.inc()
-            log.exception("ingest: could not publish the DLQ record of %s[%s]@%s", message.topic,
+            log.exception("ingest: could not build the DLQ record of %s[%s]@%s", message.topic,
                           message.partition, message.offset)
             continue
-        sent.append((message, rejection, key, record, delivery))
-    for message, rejection, key, record, delivery in sent:
-        try:
-            offset = (await delivery).offset
-        except Exception:  # noqa: BLE001
+        to_send.append((message, rejection))
+        records.append(record)
+    results = await publish(strata.app, strata.dlq_topic.get_topic_name(), records)  # a DLQ outage must not stop valid events
+    published = []
+    for (message, rejection), record, result in zip(to_send, records, results):
+        if isinstance(result, BaseException):
             metrics.DLQ_SEND_FAILURES.inc()
-            log.exception("ingest: the broker refused the DLQ record of %s[%s]@%s", message.topic,
-                          message.partition, message.offset)
+            log.error("ingest: the broker refused the DLQ record of %s[%s]@%s (%s: %s)", message.topic,
+                      message.partition, message.offset, type(result).__name__, result)
             continue
         metrics.REJECTED.labels(rejection.code).inc()
         outcomes[strata.event_type_of(message.topic), "rejected"] += 1
         if message.partition in owned_partitions(strata.app, message.topic):
-            try:
-                record_published(strata.app, strata.dlq, message.topic, message.partition, key, record, offset)
-            except Exception:  # noqa: BLE001 - published; only the dedupe memory missed it
-                log.exception("ingest: recording a published DLQ record failed")
+            published.append((record, result))
+    try:
+        record_published(strata.dlq, published)
+    except Exception:  # noqa: BLE001 - published; only the dedupe memory missed it
+        log.exception("ingest: recording published DLQ records failed")
     return outcomes
 
 

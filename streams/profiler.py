@@ -10,7 +10,7 @@ topic) together with the table's persisted offset. A crash before the acknowledg
 user's window newer than the recorded profile, so the rescan profiles the user again; a crash
 after it is repaired by the table's recovery, which reads the topic from the persisted offset on.
 Either way the topic never lacks a profile the worker believes it published, and versions never
-repeat or go back. Ownership is checked again right before each publish and each record.
+repeat or go back. Ownership is checked again before a batch is published and before each record.
 
 When this worker gains partitions (start, restart, rebalance) it rescans their windows, in chunks
 that yield to the event loop, and profiles every user whose window is newer than their profile.
@@ -18,17 +18,18 @@ that yield to the event loop, and profiles every user whose window is newer than
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from dataclasses import dataclass, field
 from functools import partial
 
+import msgspec
+
 from model.serve import profile_batch
 from state.window import Window
 from streams import metrics, trails
 from streams.app import Strata, apply_item_record
-from streams.tables import owned_partitions, record_published
+from streams.tables import Record, owned_partitions, publish, read_local, record_published
 from streams.topics import event_topic
 
 log = logging.getLogger(__name__)
@@ -41,13 +42,17 @@ class _State:
     items_loaded: bool = False
 
 
-def _profiled(strata: Strata, key: bytes) -> tuple[int, int]:
-    """(version, events_seen) of the user's last recorded profile; (0, -1) when there is none."""
-    raw = strata.profiles.get(key)
-    if not raw:
-        return 0, -1
-    doc = json.loads(raw)
-    return doc["version"], doc["events_seen"]
+class _Profiled(msgspec.Struct):
+    """What the profiler reads of a recorded profile (the rest of the document is skipped)."""
+
+    version: int
+    events_seen: int
+
+
+def _profiled(strata: Strata, partition: int, key: bytes) -> _Profiled:
+    """The user's last recorded profile; version 0 and events_seen -1 when there is none."""
+    raw = read_local(strata.profiles, partition, key)
+    return msgspec.json.decode(raw, type=_Profiled) if raw else _Profiled(0, -1)
 
 
 async def _rescan(strata: Strata, partitions: set[int]) -> int:
@@ -58,7 +63,7 @@ async def _rescan(strata: Strata, partitions: set[int]) -> int:
             await asyncio.sleep(0)  # a big table must not stall heartbeats and ingest
         try:
             window = Window.decode(raw)
-            if window.partition in partitions and _profiled(strata, key)[1] < window.events_seen:
+            if window.partition in partitions and _profiled(strata, window.partition, key).events_seen < window.events_seen:
                 strata.dirty.mark(window.partition, window.user_id)
                 n += 1
         except Exception:  # noqa: BLE001 - one unreadable record must not stop the rescan
@@ -77,10 +82,10 @@ async def _profile_batch(strata: Strata, batch: list[tuple[int, str, float]], to
     work, windows, versions = [], [], []
     for partition, user_id, since in batch:
         key = user_id.encode()
-        raw = strata.windows.get(key)
+        raw = read_local(strata.windows, partition, key)
         window = Window.decode(raw) if raw else None
-        if window is not None and window.entries:
-            version = _profiled(strata, key)[0]
+        if window is not None and len(window):
+            version = _profiled(strata, partition, key).version
             work.append((partition, since))
             windows.append(window)
             versions.append(version)
@@ -94,40 +99,39 @@ async def _profile_batch(strata: Strata, batch: list[tuple[int, str, float]], to
     metrics.INFERENCE_SECONDS.observe(time.perf_counter() - started)
     metrics.INFERENCE_BATCH.observe(len(work))
 
-    published = []
+    todo, records = [], []
+    owned = owned_partitions(strata.app, topic)
     for (partition, since), done in zip(work, results):
         # Revoked meanwhile, or a rebalance under way (the new owner rescans it).
-        if strata.app.rebalancing or partition not in owned_partitions(strata.app, topic):
+        if strata.app.rebalancing or partition not in owned:
             metrics.PROFILES_SKIPPED.inc()
             strata.dirty.mark(partition, done.user_id, since)
             continue
-        key = done.user_id.encode()
-        try:
-            delivery = await strata.profiles_topic.send(key=key, value=done.profile, partition=partition)
-        except Exception:  # noqa: BLE001 - one user's failure must not cost the others their profiles
-            log.exception("profiler: publishing the profile of a user on partition %d failed", partition)
+        todo.append((partition, since, done))
+        records.append(Record(done.user_id.encode(), done.profile, partition))
+
+    results = await publish(strata.app, strata.profiles_topic.get_topic_name(), records)
+    recommendations = strata.recommendations.get_topic_name()
+    owned = owned_partitions(strata.app, topic)
+    published = []
+    for (partition, since, done), record, result in zip(todo, records, results):
+        if isinstance(result, BaseException):  # not on the topic: profile the user again
+            log.error("profiler: the broker refused a profile (%s: %s); the user is profiled again",
+                      type(result).__name__, result)
             strata.dirty.mark(partition, done.user_id, since)
             continue
-        published.append((partition, since, key, done, delivery))  # recorded below, whatever follows
         try:
-            await strata.recommendations.send(key=key, value=done.recommendations)
+            await strata.app.producer.send(recommendations, record.key, done.recommendations, None, None, None)
             metrics.RECOMMENDATIONS.inc()
         except Exception:  # noqa: BLE001 - the profile stands; the next profile brings new recommendations
             log.exception("profiler: publishing recommendations failed")
-
-    for partition, since, key, done, delivery in published:
-        try:
-            offset = (await delivery).offset
-        except Exception:  # noqa: BLE001 - not on the topic: profile the user again
-            log.exception("profiler: the broker refused a profile; the user is profiled again")
-            strata.dirty.mark(partition, done.user_id, since)
+        if partition not in owned:  # the new owner restores it from the topic
             continue
-        if partition not in owned_partitions(strata.app, topic):  # the new owner restores it from the topic
-            continue
-        record_published(strata.app, strata.profiles, topic, partition, key, done.profile, offset)
+        published.append((record, result))
         trails.record(s, done)
         metrics.PROFILES.inc()
         metrics.EVENT_TO_PROFILE.observe(time.monotonic() - since)
+    record_published(strata.profiles, published)
 
 
 async def _one_by_one(strata: Strata, batch: list[tuple[int, str, float]], topic: str) -> None:

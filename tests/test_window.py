@@ -1,3 +1,5 @@
+import json
+
 from state.window import Entry, Window, WindowBounds
 
 DAY = 86400_000
@@ -44,16 +46,48 @@ def test_evicted_ids_are_still_recognised_and_round_trip():
     assert "e0" not in w2  # the id memory is bounded too
 
 
-def test_long_and_non_ascii_ids_are_remembered_as_short_hashes():
+def test_ids_of_any_length_are_remembered_as_hashes_across_encoding():
     b = WindowBounds()
     w = Window("u")
     long_id, wide_id = "x" * 128, "事件" * 40
     assert w.add(entry(0, 0, id=long_id), 0, b) and w.add(entry(1, 1, id=wide_id), 0, b)
     assert long_id in w and wide_id in w and "x" * 127 not in w
-    assert all(len(k) <= 66 and k.isascii() for k in w.seen_ids)
-    w.add(entry(3, 3, id="a\x01" * 30), 0, b)  # control characters would escape to 6 bytes each
-    assert w.seen_ids[-1].startswith("#") and len(w.seen_ids[-1]) == 33
-    assert not Window.decode(w.encode()).add(entry(2, 2, id=wide_id), 0, b)  # still a duplicate
+    w2 = Window.decode(w.encode())
+    assert not w2.add(entry(2, 2, id=wide_id), 0, b) and long_id in w2  # still duplicates
+
+
+def test_every_event_in_a_window_larger_than_the_id_memory_is_still_a_duplicate():
+    b = WindowBounds(max_events=600, max_seen_ids=256)
+    w = Window("u")
+    for i in range(600):
+        w.add(entry(i, i), 0, b)
+    w = Window.decode(w.encode())
+    assert not any(w.add(entry(i, i), 0, b) for i in range(600)) and len(w) == 600
+
+
+def test_entries_round_trip_exactly_and_decode_only_when_read():
+    b = WindowBounds()
+    w = Window("u", 2)
+    kept = [entry(1, 10, item="sku-1", cats=["深", "中", "浅"], attrs={"price": 9.5, "quantity": 2}),
+            Entry(id="e2", ts=5, type="review", text="", attrs={"rating": 5}),
+            entry(3, 7, type="purchase")]
+    for e in kept:
+        w.add(e, 99, b)
+    back = Window.decode(w.encode())
+    assert back._entries is None  # nothing decoded yet
+    assert back.entries == sorted(kept, key=lambda e: e.ts)
+    assert isinstance(back.entries[0].attrs["rating"], int) and back.updated_ms == 99 and back.partition == 2
+    back.add(entry(4, 6), 100, b)  # extended without decoding the others
+    assert [e.id for e in Window.decode(back.encode()).entries] == ["e2", "e4", "e3", "e1"]
+
+
+def test_a_window_written_as_json_by_the_previous_format_is_still_read():
+    old = {"user_id": "u", "partition": 1, "events_seen": 3, "updated_ms": 5, "seen_ids": ["e0", "e1", "#" + "0" * 32],
+           "entries": [{"id": "e1", "ts": 1, "type": "browse", "item": None, "text": "看书", "tokens": ["看书"],
+                        "cats": None, "attrs": {}}]}
+    w = Window.decode(json.dumps(old).encode())
+    assert [e.text for e in w.entries] == ["看书"] and w.events_seen == 3 and w.partition == 1
+    assert "e0" in w and "e1" in w and not w.add(entry(0, 0), 0, WindowBounds())
 
 
 def test_the_encoded_record_stays_bounded_with_hostile_ids_and_text():

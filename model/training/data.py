@@ -7,7 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
-from model.entry import make_entry
+from model.entry import complete, make_entry
 from state.event import Item, Rejected, parse_event
 from state.items import ItemIndex
 from state.window import Entry
@@ -53,7 +53,7 @@ def load_histories(lines: Iterable[str], items: Optional[ItemIndex] = None, max_
         if event.event_id in seen:
             continue
         seen.add(event.event_id)
-        users.setdefault(event.user_id, []).append(make_entry(event, items, max_text_chars))
+        users.setdefault(event.user_id, []).append(complete(make_entry(event, max_text_chars), items, max_text_chars))
     for entries in users.values():
         entries.sort(key=lambda e: e.ts)
     if max_users is not None and len(users) > max_users:
