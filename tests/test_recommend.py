@@ -10,7 +10,7 @@ from model.profile import BaselineModel
 from model.recommend.baselines import ItemKNN, popularity
 from model.recommend.catalogue import CatalogueItem
 from model.recommend.evaluate import compare, leave_one_out, list_ranks, per_user, target_ranks
-from model.recommend.ranking import ranked
+from model.recommend.ranking import combine, ranked
 from model.recommend.recommender import Recommender
 from model.taxonomy import LAYERS, Taxonomy
 from state.window import Entry
@@ -124,7 +124,11 @@ def test_leave_one_out_holds_out_the_last_two_items_by_time():
     assert list(split.targets("test")) == [5, 5]
 
 
-def test_mostpop_and_itemknn_are_exact():
+@pytest.mark.parametrize("item_block", [1, 512])  # the co-occurrence an item at a time, or whole
+def test_mostpop_and_itemknn_are_exact(item_block, monkeypatch):
+    from model.recommend import baselines
+
+    monkeypatch.setattr(baselines, "ITEM_BLOCK", item_block)
     sequences = [np.array([0, 1]), np.array([1, 2]), np.array([0, 1, 2, 2])]
     assert list(popularity(sequences, 4)) == [2, 3, 3, 0]
     # Consumed-or-not: item 0 by users {0, 2}, item 1 by {0, 1, 2}, item 2 by {1, 2}.
@@ -196,3 +200,38 @@ def test_weights_that_only_help_the_fitting_half_are_not_kept():
     assert weights == RankWeights(sequential=1.0)  # the ascent took surface 1; the other half refused it
     weights, _ = fit_weights(per_user, [RankWeights(sequential=1.0)], {"deep": (0.0, 1.0)})
     assert weights == RankWeights(sequential=1.0, deep=1.0) and ndcg == pytest.approx(0.5)
+
+
+def test_scoring_users_in_parts_ranks_as_scoring_them_all(monkeypatch):
+    from model.recommend import train as rec_train
+    from model.recommend.ranking import RankWeights, lifts
+    from model.recommend.recommender import RecommenderState
+
+    rng = np.random.default_rng(0)
+    surfaces = ["科幻小说", "茶饮", "咖啡", "智能手机"]
+    items = _catalogue(*(surfaces[i % 4] for i in range(12)))
+    prior = {layer: np.full(len(TAX.labels[layer]), 1 / len(TAX.labels[layer])) for layer in LAYERS}
+    state = RecommenderState(RankWeights(), {k: list(v) for k, v in prior.items()}, vocab=[it.item_id for it in items],
+                             counts=list(rng.integers(1, 20, 12).astype(float)), per_category=2)
+    rec = Recommender(TAX, state)
+    rec.set_catalogue(items)
+    users = 7
+    hist = [rng.choice(12, size=rng.integers(0, 4), replace=False) for _ in range(users)]
+    dists = [{layer: rng.dirichlet(np.ones(len(TAX.labels[layer]))) for layer in LAYERS} for _ in range(users)]
+    stage = rec_train.Stage(hist, rng.integers(0, 12, users), rng.normal(size=(users, 12)).astype(np.float32),
+                            lifts(dists, rec.prior), np.arange(users) % 3 == 0)
+    weights = RankWeights(sequential=1.0, surface=0.5, deep=2.0, popularity=0.25)
+    knn = ItemKNN(hist, 12, k=3)
+    counts = popularity(hist, 12).astype(np.float32)
+
+    def run(chunk: int):
+        monkeypatch.setattr(rec_train, "SCORING_CHUNK", chunk)
+        return (rec_train._contender_ranks(rec, stage, weights, counts, knn), rec_train._fit_cap(rec, stage),
+                rec_train._ndcg_per_user(rec, stage, weights))
+
+    (whole, cap, ndcg), (parts, cap_parts, ndcg_parts) = run(users), run(3)  # 3 + 3 + 1 users
+    assert whole.keys() == parts.keys() and all(np.array_equal(whole[k], parts[k]) for k in whole)
+    assert cap == cap_parts and np.array_equal(ndcg, ndcg_parts)
+    # The uncapped model's ranks are those of the combined scores of all users at once.
+    scores = combine(weights, stage.seq, stage.lift, rec.catalogue, rec.log_popularity, stage.cold, state.cold_weights)
+    assert np.array_equal(whole["model_uncapped"], target_ranks(scores, stage.targets, hist))

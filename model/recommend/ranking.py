@@ -46,31 +46,38 @@ class RankWeights:
 INTEREST_ONLY = RankWeights(sequential=0.0, surface=1.0, middle=1.0, deep=1.0, popularity=1.0)
 
 
-def interest(dists: Sequence[dict[str, np.ndarray]], prior: dict[str, np.ndarray], catalogue: Catalogue
-             ) -> dict[str, np.ndarray]:
-    """Per layer [B, N]: the users' lift for each item's label, scaled by how sure the label is."""
+def lifts(dists: Sequence[dict[str, np.ndarray]], prior: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Per layer [B, labels]: log(p_layer(u, label) / prior(label)), how much more each user's layer
+    likes each label than the population does. Kept per label, not per item: [B, N] arrays are
+    gathered from it by `interest` only for the users being scored."""
     out = {}
     for layer in LAYERS:
         p = np.stack([d[layer] for d in dists]) if dists else np.zeros((0, len(prior[layer])))
-        lift = np.log(np.clip(p, 1e-9, None)) - np.log(np.clip(prior[layer], 1e-9, None))
-        out[layer] = (lift[:, catalogue.label[layer]] * catalogue.sure[layer]).astype(np.float32)
+        out[layer] = np.log(np.clip(p, 1e-9, None)) - np.log(np.clip(prior[layer], 1e-9, None))
     return out
 
 
-def combine(weights: RankWeights, sequential: Optional[np.ndarray], layers: dict[str, np.ndarray],
+def interest(lift: np.ndarray, labels: np.ndarray, sure: np.ndarray) -> np.ndarray:
+    """One layer's interest term (float32): the users' lift ([..., labels]) for each item's label
+    (`labels`), scaled by how sure that label is (`sure`); [B, N] for [B, labels] and [N] items."""
+    return (lift[..., labels] * sure).astype(np.float32)
+
+
+def combine(weights: RankWeights, sequential: Optional[np.ndarray], lift: dict[str, np.ndarray], catalogue: Catalogue,
             log_popularity: np.ndarray, cold: Optional[np.ndarray] = None,
             cold_weights: RankWeights = INTEREST_ONLY) -> np.ndarray:
-    """[B, N] scores (float32); rows of `cold` users (a [B] mask) are scored with `cold_weights`."""
+    """[B, N] scores (float32) from next-item scores [B, N] and the layers' `lift` (per label); rows of `cold`
+    users (a [B] mask) are scored with `cold_weights`."""
     def score(w: RankWeights, rows) -> np.ndarray:
         out = np.repeat((w.popularity * log_popularity.astype(np.float32))[None, :], len(rows), 0)
         if sequential is not None and w.sequential:
             out += w.sequential * sequential[rows]
         for layer in LAYERS:
             if w.layer(layer):
-                out += w.layer(layer) * layers[layer][rows]
+                out += w.layer(layer) * interest(lift[layer][rows], catalogue.label[layer], catalogue.sure[layer])
         return out
 
-    users = np.arange(len(layers[LAYERS[0]]))
+    users = np.arange(len(lift[LAYERS[0]]))
     if cold is None or not cold.any():
         return score(weights, users)
     out = score(weights, users)
@@ -111,13 +118,15 @@ def ranked(scores: np.ndarray, k: int, labels: np.ndarray, sure: np.ndarray, per
     return out
 
 
-def explain(row: int, u: int, weights: RankWeights, sequential: Optional[np.ndarray], layers: dict[str, np.ndarray],
+def explain(row: int, u: int, weights: RankWeights, sequential: Optional[np.ndarray], lift: dict[str, np.ndarray],
             log_popularity: np.ndarray, has_id: np.ndarray, catalogue: Catalogue, taxonomy: Taxonomy) -> dict:
     """The layer, reason and source of one recommended item: the score part that lifts it most
     above the catalogue's average."""
-    layer = max(LAYERS, key=lambda name: weights.layer(name) * layers[name][u, row])
+    part = {name: weights.layer(name) * interest(lift[name][u], catalogue.label[name][row], catalogue.sure[name][row])
+            for name in LAYERS}
+    layer = max(LAYERS, key=part.get)
     label = taxonomy.labels[layer][catalogue.label[layer][row]] if catalogue.sure[layer][row] > 0 else None
-    parts = {"interest": sum(weights.layer(name) * layers[name][u, row] for name in LAYERS),
+    parts = {"interest": sum(part.values()),
              "popular": weights.popularity * (log_popularity[row] - log_popularity.mean())}
     if sequential is not None and weights.sequential:
         parts["sequential"] = weights.sequential * (sequential[u, row] - sequential[u].mean())

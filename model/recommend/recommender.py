@@ -12,8 +12,8 @@ import numpy as np
 
 from model.categories import Infer
 from model.recommend.catalogue import Catalogue, CatalogueItem
-from model.recommend.ranking import (COLD_USER_EVENTS, INTEREST_ONLY, RankWeights, combine, exclude, explain,
-                                     interest, ranked)
+from model.recommend.ranking import (COLD_USER_EVENTS, INTEREST_ONLY, RankWeights, combine, exclude, explain, lifts,
+                                     ranked)
 from model.taxonomy import LAYERS, Taxonomy
 from state.window import Entry
 
@@ -104,10 +104,11 @@ class Recommender:
 
     def scores(self, histories: Sequence[np.ndarray], dists: Sequence[dict[str, np.ndarray]], cold: np.ndarray
                ) -> tuple[np.ndarray, Optional[np.ndarray], dict[str, np.ndarray]]:
-        """(combined [B, N], next-item [B, N] or None, interest per layer [B, N])."""
+        """(combined [B, N], next-item [B, N] or None, lift per layer [B, labels])."""
         seq = self.sequential_scores(histories)
-        layers = interest(dists, self.prior, self.catalogue)
-        return combine(self.state.weights, seq, layers, self.log_popularity, cold, self.state.cold_weights), seq, layers
+        lift = lifts(dists, self.prior)
+        return (combine(self.state.weights, seq, lift, self.catalogue, self.log_popularity, cold, self.state.cold_weights),
+                seq, lift)
 
     def recommend(self, windows: Sequence[Sequence[Entry]], dists: Sequence[dict[str, np.ndarray]], k: int = 10
                   ) -> list[list[dict]]:
@@ -116,13 +117,13 @@ class Recommender:
             return [[] for _ in windows]
         histories = [self.catalogue.rows_of(e.item for e in w if e.item) for w in windows]
         cold = np.array([len(w) <= COLD_USER_EVENTS for w in windows])
-        scores, seq, layers = self.scores(histories, dists, cold)
+        scores, seq, lift = self.scores(histories, dists, cold)
         exclude(scores, histories)
         lists = ranked(scores, k, self.catalogue.label["surface"], self.catalogue.sure["surface"], self.state.per_category)
         out = []
         for u, rows in enumerate(lists):
             weights = self.state.cold_weights if cold[u] else self.state.weights
             out.append([{"item_id": self.catalogue.ids[r], "score": float(scores[u, r]),
-                         **explain(r, u, weights, seq, layers, self.log_popularity, self.has_id, self.catalogue,
+                         **explain(r, u, weights, seq, lift, self.log_popularity, self.has_id, self.catalogue,
                                    self.taxonomy)} for r in rows])
         return out

@@ -23,8 +23,7 @@ from model.categories import Infer
 from model.recommend.baselines import ItemKNN, popularity
 from model.recommend.catalogue import Catalogue, CatalogueItem
 from model.recommend.evaluate import Split, compare, leave_one_out, list_ranks, per_user, target_ranks
-from model.recommend.ranking import (COLD_USER_EVENTS, INTEREST_ONLY, RankWeights, combine, exclude, interest,
-                                     ranked)
+from model.recommend.ranking import COLD_USER_EVENTS, INTEREST_ONLY, RankWeights, combine, exclude, lifts, ranked
 from model.recommend.recommender import Recommender, RecommenderState
 from model.recommend.sequential import SequentialConfig, SequentialModel
 from model.taxonomy import LAYERS, Taxonomy
@@ -46,6 +45,11 @@ KNN_GRID = (10, 50, 100, 200)
 FULL_SOFTMAX_ITEMS = 8192
 SAMPLED_NEGATIVES = 2048
 COLD_USER_SLICE = 5  # the cold-start slice: users with at most this many events before the test item
+# Users scored at once in fitting and evaluation: [users, items] arrays other than one stage's
+# next-item scores exist for this many users at a time, never for all (a million events: 6,000
+# users x 4,050 items is 97 MB per float32 array). A multiple of SequentialModel.scores' chunk,
+# so that scoring a part batches users as scoring them all does.
+SCORING_CHUNK = 512
 
 
 @dataclass
@@ -91,12 +95,26 @@ def _chunks(sequences: Sequence[np.ndarray], max_len: int) -> list[np.ndarray]:
     return out
 
 
-def _ndcg(scores: np.ndarray, targets: np.ndarray, consumed: Sequence[np.ndarray]) -> float:
-    return float(_ndcg_per_user(scores, targets, consumed).mean())
+def _chunked(n: int, part: Callable[[slice], dict]) -> dict:
+    """`part(rows)` (a dict of per-user arrays) for SCORING_CHUNK of n users at a time, joined: only
+    per-user results outlive a part. (Called once for no users, so that the keys still come back.)"""
+    parts = [part(slice(start, start + SCORING_CHUNK)) for start in range(0, max(n, 1), SCORING_CHUNK)]
+    return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
-def _ndcg_per_user(scores: np.ndarray, targets: np.ndarray, consumed: Sequence[np.ndarray]) -> np.ndarray:
-    return per_user(target_ranks(scores, targets, consumed))["ndcg@10"]
+def _target_ranks(scores: Callable[[slice], np.ndarray], targets: np.ndarray, consumed: Sequence[np.ndarray]
+                  ) -> np.ndarray:
+    """target_ranks of every user, `scores(rows)` ([rows, items]) made for a part of them at a time."""
+    def part(rows: slice) -> dict[str, np.ndarray]:
+        return {"rank": target_ranks(scores(rows), targets[rows], consumed[rows])}
+
+    return _chunked(len(targets), part)["rank"]
+
+
+def _ndcg(scores: Callable[[Sequence[np.ndarray]], np.ndarray], histories: list[np.ndarray], targets: np.ndarray
+          ) -> float:
+    """Mean NDCG@10 of a contender that scores histories (the next-item model, ItemKNN)."""
+    return float(per_user(_target_ranks(lambda rows: scores(histories[rows]), targets, histories))["ndcg@10"].mean())
 
 
 def _next_item_loss(model: SequentialModel, vectors: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor,
@@ -155,7 +173,7 @@ def fit_sequential(rec: Recommender, train_seqs: Sequence[np.ndarray], split: Sp
             opt.step()
             total += loss.item()
         rec.vectors = model.catalogue_vectors(features)
-        ndcg = _ndcg(rec.sequential_scores(val_hist), val_targets, val_hist)
+        ndcg = _ndcg(rec.sequential_scores, val_hist, val_targets)
         last_s = time.monotonic() - started
         history.append({"epoch": epoch + 1, "loss": total / max(1, -(-len(chunks) // cfg.batch_size)),
                         "validation_ndcg@10": ndcg})
@@ -224,12 +242,53 @@ class Protocol:
         return [inputs[u][:self.positions[u][-back]] for u in self.split.users]
 
 
-def _stage(rec: Recommender, protocol: Protocol, inputs: dict[str, list[Entry]], profiles: Profiles, stage: str):
-    """(histories, targets, cold-user mask, next-item scores, interest per layer, windows) of a stage."""
-    windows = protocol.windows(inputs, stage)
+@dataclass
+class Stage:
+    """A stage's users as the ranking reads them: histories, targets, next-item scores (one [users,
+    items] array, kept: every weight trial reads them, and each recomputation costs a pass of the
+    model), the layers' lift per label ([users, labels]: gathered per item only for the users
+    being scored) and which users are ranked with the cold weights (None: nobody)."""
+
+    hist: list[np.ndarray]
+    targets: np.ndarray
+    seq: Optional[np.ndarray]
+    lift: dict[str, np.ndarray]
+    cold: Optional[np.ndarray] = None
+
+    def scores(self, rec: Recommender, weights: RankWeights, rows: slice) -> np.ndarray:
+        """[rows, N] float32: the combined scores of some of the users."""
+        return combine(weights, None if self.seq is None else self.seq[rows],
+                       {layer: v[rows] for layer, v in self.lift.items()}, rec.catalogue, rec.log_popularity,
+                       None if self.cold is None else self.cold[rows], rec.state.cold_weights)
+
+
+def _stage(rec: Recommender, protocol: Protocol, windows: list[list[Entry]], profiles: Profiles, stage: str) -> Stage:
+    """The validation or test stage; `windows`: each user's events before the stage's item."""
     hist = protocol.split.history(stage)
-    return (hist, protocol.split.targets(stage), np.array([len(w) <= COLD_USER_EVENTS for w in windows]),
-            rec.sequential_scores(hist), interest(profiles(windows), rec.prior, rec.catalogue), windows)
+    return Stage(hist, protocol.split.targets(stage), rec.sequential_scores(hist), lifts(profiles(windows), rec.prior),
+                 np.array([len(w) <= COLD_USER_EVENTS for w in windows]))
+
+
+def _as_cold(rec: Recommender, windows: list[list[Entry]], targets: np.ndarray, profiles: Profiles) -> Stage:
+    """The same targets as if each user had only their last COLD_USER_EVENTS events: a new user."""
+    short = [w[-COLD_USER_EVENTS:] for w in windows]
+    hist = [rec.catalogue.rows_of(e.item for e in w if e.item) for w in short]
+    return Stage(hist, targets, rec.sequential_scores(hist), lifts(profiles(short), rec.prior))
+
+
+def _ndcg_per_user(rec: Recommender, stage: Stage, weights: RankWeights) -> np.ndarray:
+    return per_user(_target_ranks(lambda rows: stage.scores(rec, weights, rows), stage.targets, stage.hist))["ndcg@10"]
+
+
+def _model_ranks(rec: Recommender, scores: np.ndarray, targets: np.ndarray, consumed: Sequence[np.ndarray],
+                 caps: Sequence[int]) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """(each target's rank by `scores`, and in the list served with each category cap of `caps`);
+    consumed items are excluded from `scores` in place."""
+    cat = rec.catalogue
+    by_score = target_ranks(scores, targets, consumed)
+    exclude(scores, consumed)
+    return by_score, {cap: list_ranks(ranked(scores, LIST_LENGTH, cat.label["surface"], cat.sure["surface"], cap),
+                                      targets, by_score) for cap in caps}
 
 
 def evaluate_recommender(rec: Recommender, inputs: dict[str, list[Entry]], profiles: Profiles, seed: int,
@@ -241,15 +300,13 @@ def evaluate_recommender(rec: Recommender, inputs: dict[str, list[Entry]], profi
     protocol = protocol or Protocol.of(inputs, cat)
     split, before = protocol.split, protocol.before
     val_hist, val_targets = split.history("validation"), split.targets("validation")
-    knn_val = {k: _ndcg(ItemKNN(before["validation"], len(cat), k).scores(val_hist), val_targets, val_hist)
-               for k in KNN_GRID}
+    knn_val = {k: _ndcg(ItemKNN(before["validation"], len(cat), k).scores, val_hist, val_targets) for k in KNN_GRID}
     knn_k = max(KNN_GRID, key=lambda k: (knn_val[k], -k))
 
-    hist, targets, cold, seq, layers, windows = _stage(rec, protocol, inputs, profiles, "test")
+    windows, targets = protocol.windows(inputs, "test"), split.targets("test")
     knn = ItemKNN(before["test"], len(cat), knn_k)
     counts = popularity(before["test"], len(cat)).astype(np.float32)
-    scores = combine(rec.state.weights, seq, layers, rec.log_popularity, cold, rec.state.cold_weights)
-    ranks = _contender_ranks(rec, scores, seq, hist, targets, counts, knn)
+    ranks = _contender_ranks(rec, _stage(rec, protocol, windows, profiles, "test"), rec.state.weights, counts, knn)
     slices = {"new_items": ~rec.has_id[targets],
               f"users_with_at_most_{COLD_USER_SLICE}_events": np.array([len(w) <= COLD_USER_SLICE for w in windows])}
     result = compare(ranks, seed=seed, slices=slices)
@@ -261,75 +318,66 @@ def evaluate_recommender(rec: Recommender, inputs: dict[str, list[Entry]], profi
     return result
 
 
-def _contender_ranks(rec: Recommender, scores: np.ndarray, seq: Optional[np.ndarray], hist: list[np.ndarray],
-                     targets: np.ndarray, counts: np.ndarray, knn: ItemKNN) -> dict[str, np.ndarray]:
-    """Each contender's rank of each user's target: the recommender as served (`scores`, consumed
-    items excluded in place, the category cap) and uncapped, the next-item model alone, MostPop
-    (`counts`), ItemKNN."""
-    cat = rec.catalogue
-    by_score = target_ranks(scores, targets, hist)
-    exclude(scores, hist)
-    served = ranked(scores, LIST_LENGTH, cat.label["surface"], cat.sure["surface"], rec.state.per_category)
-    ranks = {"model": list_ranks(served, targets, by_score), "model_uncapped": by_score}
-    if seq is not None:
-        ranks["sequential"] = target_ranks(seq, targets, hist)
-    ranks["mostpop"] = target_ranks(np.repeat(counts[None, :], len(hist), 0), targets, hist)
-    ranks["itemknn"] = target_ranks(knn.scores(hist), targets, hist)
-    return ranks
+def _contender_ranks(rec: Recommender, stage: Stage, weights: RankWeights, counts: np.ndarray, knn: ItemKNN
+                     ) -> dict[str, np.ndarray]:
+    """Each contender's rank of each user's target: the recommender as served (`weights`, the
+    category cap) and uncapped, the next-item model alone, MostPop (`counts`), ItemKNN; scored a
+    part of the users at a time."""
+    def part(rows: slice) -> dict[str, np.ndarray]:
+        hist, targets = stage.hist[rows], stage.targets[rows]
+        by_score, served = _model_ranks(rec, stage.scores(rec, weights, rows), targets, hist, [rec.state.per_category])
+        ranks = {"model": served[rec.state.per_category], "model_uncapped": by_score}
+        if stage.seq is not None:
+            ranks["sequential"] = target_ranks(stage.seq[rows], targets, hist)
+        ranks["mostpop"] = target_ranks(np.broadcast_to(counts, (len(hist), len(counts))), targets, hist)
+        ranks["itemknn"] = target_ranks(knn.scores(hist), targets, hist)
+        return ranks
+
+    return _chunked(len(stage.targets), part)
 
 
 def _as_cold_users(rec: Recommender, windows: list[list[Entry]], targets: np.ndarray, profiles: Profiles, seed: int,
                    counts: np.ndarray, knn: ItemKNN) -> dict:
     """The test items again, as if each user had only their last COLD_USER_EVENTS events: what a
     new user gets (the cold-start rule) against the other contenders on the same few events."""
-    cat = rec.catalogue
-    short = [w[-COLD_USER_EVENTS:] for w in windows]
-    hist = [cat.rows_of(e.item for e in w if e.item) for w in short]
-    seq, layers = rec.sequential_scores(hist), interest(profiles(short), rec.prior, cat)
-    ranks = _contender_ranks(rec, combine(rec.state.cold_weights, seq, layers, rec.log_popularity), seq, hist,
-                             targets, counts, knn)
+    ranks = _contender_ranks(rec, _as_cold(rec, windows, targets, profiles), rec.state.cold_weights, counts, knn)
     del ranks["model_uncapped"]  # this slice reports the cold list as served against the others
     block = compare(ranks, seed=seed)
     block.pop("slices")
     return block
 
 
-def _fit_cap(scores: np.ndarray, targets: np.ndarray, consumed: Sequence[np.ndarray], cat: Catalogue
-             ) -> tuple[int, float]:
+def _fit_cap(rec: Recommender, stage: Stage) -> tuple[int, float]:
     """The most items of one surface category a list may hold: the one whose served lists have the
     best validation NDCG@10 (the smaller on ties); every choice keeps a list at least two
     categories deep."""
-    by_score = target_ranks(scores, targets, consumed)
-    exclude(scores, consumed)
-    results = {}
-    for cap in PER_CATEGORY_GRID:
-        served = ranked(scores, LIST_LENGTH, cat.label["surface"], cat.sure["surface"], cap)
-        results[cap] = float(per_user(list_ranks(served, targets, by_score))["ndcg@10"].mean())
+    def part(rows: slice) -> dict[int, np.ndarray]:
+        scores = stage.scores(rec, rec.state.weights, rows)
+        return _model_ranks(rec, scores, stage.targets[rows], stage.hist[rows], PER_CATEGORY_GRID)[1]
+
+    results = {cap: float(per_user(r)["ndcg@10"].mean()) for cap, r in _chunked(len(stage.targets), part).items()}
     cap = max(PER_CATEGORY_GRID, key=lambda c: (results[c], -c))
     return cap, results[cap]
 
 
 def _fit_ranking(rec: Recommender, protocol: Protocol, inputs: dict[str, list[Entry]], profiles: Profiles
                  ) -> tuple[float, float]:
-    """Sets the ranking weights, and cold users' (on the validation items again, as if each user had
-    only their last few events), by validation NDCG@10; returns both scores. (Its own function, so
-    that the [users, items] arrays are freed before the test stage.)"""
-    state, cat = rec.state, rec.catalogue
-    hist, targets, cold, seq, layers, windows = _stage(rec, protocol, inputs, profiles, "validation")
-    state.weights, _ = fit_weights(
-        lambda w: _ndcg_per_user(combine(w, seq, layers, rec.log_popularity, cold, state.cold_weights), targets, hist),
-        [RankWeights(sequential=1.0)], GRIDS)
-    scores = combine(state.weights, seq, layers, rec.log_popularity, cold, state.cold_weights)
-    del seq, layers
-    state.per_category, val_ndcg = _fit_cap(scores, targets, hist, cat)
-    del scores
-    short = [w[-COLD_USER_EVENTS:] for w in windows]
-    short_hist = [cat.rows_of(e.item for e in w if e.item) for w in short]
-    short_seq, short_layers = rec.sequential_scores(short_hist), interest(profiles(short), rec.prior, cat)
-    state.cold_weights, cold_ndcg = fit_weights(
-        lambda w: _ndcg_per_user(combine(w, short_seq, short_layers, rec.log_popularity), targets, short_hist),
-        [INTEREST_ONLY, RankWeights(sequential=1.0), state.weights], COLD_GRIDS)
+    """Sets the ranking weights and the category cap, then cold users' weights (on the validation
+    items again, as if each user had only their last few events), by validation NDCG@10; returns
+    both scores. Each stage lives only in its call: one [users, items] array at a time."""
+    state = rec.state
+    windows = protocol.windows(inputs, "validation")
+    state.per_category, val_ndcg = _fit_weights_and_cap(rec, _stage(rec, protocol, windows, profiles, "validation"))
+    cold = _as_cold(rec, windows, protocol.split.targets("validation"), profiles)
+    state.cold_weights, cold_ndcg = fit_weights(lambda w: _ndcg_per_user(rec, cold, w),
+                                                [INTEREST_ONLY, RankWeights(sequential=1.0), state.weights], COLD_GRIDS)
     return val_ndcg, cold_ndcg
+
+
+def _fit_weights_and_cap(rec: Recommender, stage: Stage) -> tuple[int, float]:
+    """Sets the ranking weights on `stage`; returns the category cap fitted with them, and its NDCG@10."""
+    rec.state.weights, _ = fit_weights(lambda w: _ndcg_per_user(rec, stage, w), [RankWeights(sequential=1.0)], GRIDS)
+    return _fit_cap(rec, stage)
 
 
 def train_recommender(inputs: dict[str, list[Entry]], items: list[CatalogueItem], taxonomy: Taxonomy,

@@ -8,6 +8,8 @@ everything is scored on the test users, with paired bootstrap intervals.
 """
 from __future__ import annotations
 
+import ctypes
+import gc
 import json
 import logging
 import random
@@ -279,6 +281,16 @@ def prepare(histories: Histories, taxonomy: Taxonomy, horizons: Horizons, cfg: T
     return Prepared(*parts, labelled, entries)
 
 
+def release_memory() -> None:
+    """Collect what is unreachable and hand the freed heap back to the system: glibc's malloc keeps
+    it otherwise, and the RSS of a run counts it as if still in use."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: its allocator returns memory its own way
+        pass
+
+
 def categorizer_accuracy(categorizer, entries: list, taxonomy: Taxonomy) -> dict[str, float]:
     """Top-1 accuracy per layer of the categorizer on labelled events of held-out users."""
     labelled = [e for e in entries if e.cats and e.tokens]
@@ -357,8 +369,9 @@ def train(histories: Histories, taxonomy: Taxonomy, out: Path, cfg: TrainConfig,
     }
     # The profile phase's samples and features are done with: free them before the recommender's
     # [users, items] arrays arrive (a million events' worth is gigabytes).
-    del train_s, val_s, test_s, entries, probs
+    del train_s, val_s, test_s, entries, probs, texts
     trainer.table = trainer.text_inputs = None
+    release_memory()
 
     say("recommender: the next-item model, ranking weights and baselines")
     inputs = hide_categories(histories, cfg.hide_categories, cfg.seed)
