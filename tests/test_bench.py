@@ -17,9 +17,11 @@ REQUIRED = {"worker_eps", "reference_eps", "ratio", "p50_s", "p99_s", "active_us
 
 @pytest.mark.broker
 @pytest.mark.timeout(420)
-def test_two_workers_on_the_learned_model_report_every_figure(tmp_path):
+def test_two_workers_on_the_learned_model_report_every_figure(tmp_path, monkeypatch):
     version_dir = tiny_checkpoint(generated_histories(1200, 60, seed=5), tmp_path / "checkpoints")
-    n_events, n_users = 1000, 50
+    # Small ingest batches, so the workers take the events over several of the bench's samples.
+    monkeypatch.setenv("STRATA_INGEST_BATCH", "100")
+    n_events, n_users = 3000, 50
     out = tmp_path / "bench.json"
     result = CliRunner().invoke(cli, ["bench", "ingest", "--workers", "2", "--events", str(n_events),
                                       "--users", str(n_users), "--runs", "1", "--profile-model", "learned",
