@@ -13,7 +13,7 @@ import statistics
 import tempfile
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
@@ -31,6 +31,7 @@ from streams.topics import create_topics, event_topic, windows_changelog
 
 MB = 1024 * 1024
 LOAD_SEED = 1  # the generated events every run publishes
+DELAY_EVENTS, DELAY_RATE = 3000, 200.0  # the delay phase's trickle: events, and events/s
 
 
 async def _reference_loop(bootstrap: str, topics: list[str], sink: str, n: int, group: str) -> float:
@@ -181,28 +182,43 @@ def _worker_run(broker: EmbeddedBroker, settings: Settings, workdir: Path, event
     }
 
 
-def _delays(broker: EmbeddedBroker, settings: Settings, workdir: Path, events: list[dict], rate: float,
-            n_workers: int, env: dict, checkpoints: Optional[Path]) -> list[float]:
-    """Publish at `rate` events/s into caught-up workers; per event, seconds until a profile covers it."""
+def _caught_up(workers: list[WorkerProcess], total: int, timeout: float = 600.0) -> None:
+    """Until the workers have accepted `total` events and profiled every user whose window changed."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sum(w.accepted_events() for w in workers) >= total and all(
+                w.metric("strata_dirty_users") == 0 for w in workers):
+            return
+        time.sleep(0.5)
+    raise TimeoutError("\n".join(w.log_tail() for w in workers))
+
+
+def _delays(broker: EmbeddedBroker, settings: Settings, workdir: Path, preload: list[dict], events: list[dict],
+            rate: float, n_workers: int, env: dict, checkpoints: Optional[Path]) -> list[float]:
+    """With `preload` ingested and profiled (the active users), publish `events` at `rate` events/s;
+    per event, seconds until a profile covers it."""
+    p = producer(settings.broker_info())
+    publish_events(p, settings, preload)
     with running_workers(broker, settings, workdir, "delay", n_workers, env) as workers:
         for w in workers:
             w.wait_ready()
         _served_model(workers, checkpoints)  # the delays are the model's the results name
-        sent: dict[str, list[float]] = defaultdict(list)  # user -> send time of its k-th event
-        covered: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        _caught_up(workers, len(preload))
+        before = Counter(e["user_id"] for e in preload)
+        sent: dict[str, list[float]] = defaultdict(list)  # user -> send time of its k-th new event
+        covered: dict[str, list[tuple[int, float]]] = defaultdict(list)  # user -> (new events covered, when)
         stop = threading.Event()
 
         def watch():
             for r in read_topic(settings.broker_info(), settings.topic("profiles"), idle_timeout=None,
                                 deadline=time.monotonic() + 600):
                 p = json.loads(r.value)
-                covered[p["user_id"]].append((p["events_seen"], time.perf_counter()))
+                covered[p["user_id"]].append((p["events_seen"] - before[p["user_id"]], time.perf_counter()))
                 if stop.is_set() and all(covered[u] and covered[u][-1][0] >= len(t) for u, t in sent.items()):
                     return
 
         watcher = threading.Thread(target=watch, daemon=True)
         watcher.start()
-        p = producer(settings.broker_info())
         start = time.perf_counter()
         for i, e in enumerate(events):
             wait = start + i / rate - time.perf_counter()
@@ -259,9 +275,14 @@ def bench_ingest(n_events: int, n_users: int, runs: int, n_workers: int = 1, pro
             settings = Settings.from_env(broker=broker.url, topic_prefix="delay.", app_id="benchdelay")
             create_topics(settings)
             publish_items(settings, items)
-            _, trickle = generate(min(n_events, 3000), min(n_users, 300), seed=2)
+            # Every user of the run active (a window and a profile), then a trickle among them.
+            _, preload = generate(2 * n_users, n_users, seed=3)
+            _, trickle = generate(DELAY_EVENTS, n_users, seed=2)
+            trickle = [{**e, "event_id": "delay-" + e["event_id"]} for e in trickle]  # not replays of preload's
             env = {**model_env, "STRATA_APP_ID": settings.app_id, "STRATA_TOPIC_PREFIX": settings.topic_prefix}
-            delays = sorted(_delays(broker, settings, workdir, trickle, 200.0, n_workers, env, checkpoints))
+            delays = sorted(_delays(broker, settings, workdir, preload, trickle, DELAY_RATE, n_workers, env,
+                                    checkpoints))
+            results["delay_active_users"] = len({e["user_id"] for e in preload})
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     per_run = results["per_run"]

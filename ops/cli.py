@@ -471,8 +471,8 @@ def bench_ingest_cmd(workers, events, users, runs, profile_model, checkpoint, js
     click.echo(f"  strata workers           {r['worker_eps']:9.0f} events/s "
                f"({r['worker_eps_per_worker']:.0f} per worker)")
     click.echo(f"  ratio workers / reference {r['ratio']:8.2f}")
-    click.echo(f"  event->profile delay at 200 ev/s: p50 {r['p50_s']:.2f} s, p99 {r['p99_s']:.2f} s "
-               f"({r['delay_events']} events)")
+    click.echo(f"  event->profile delay at 200 ev/s, {r['delay_active_users']} active users: p50 {r['p50_s']:.2f} s, "
+               f"p99 {r['p99_s']:.2f} s ({r['delay_events']} events)")
     click.echo(f"  active users {r['active_users']}: window state {r['state_bytes_per_user']:.0f} bytes/user encoded, "
                f"{r['state_disk_bytes_per_user']:.0f} bytes/user on disk")
     click.echo(f"  peak RSS per worker {', '.join(f'{mb:.0f}' for mb in r['rss_mb_per_worker'])} MB")

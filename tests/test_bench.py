@@ -12,7 +12,8 @@ from ops.cli import cli
 
 REQUIRED = {"worker_eps", "reference_eps", "ratio", "p50_s", "p99_s", "active_users", "state_bytes_per_user",
             "rss_mb", "workers", "profile_model", "worker_eps_per_worker", "state_disk_bytes_per_user",
-            "rss_mb_per_worker", "model_version", "events", "users", "runs", "reference", "worker", "delay_events"}
+            "rss_mb_per_worker", "model_version", "events", "users", "runs", "reference", "worker", "delay_events",
+            "delay_active_users"}
 
 
 @pytest.mark.broker
@@ -41,7 +42,7 @@ def test_two_workers_on_the_learned_model_report_every_figure(tmp_path, monkeypa
     assert r["state_bytes_per_user"] > 0 and r["state_disk_bytes_per_user"] > 0
     assert len(r["rss_mb_per_worker"]) == 2 and min(r["rss_mb_per_worker"]) > 0
     assert r["rss_mb"] == max(r["rss_mb_per_worker"])
-    assert r["delay_events"] > 0 and 0 < r["p50_s"] <= r["p99_s"]
+    assert r["delay_events"] > 0 and 0 < r["p50_s"] <= r["p99_s"] and r["delay_active_users"] == n_users
 
 
 def test_the_learned_model_without_a_checkpoint_is_refused_before_anything_starts(tmp_path):
