@@ -277,8 +277,8 @@ def bench_ingest(n_events: int, n_users: int, runs: int, n_workers: int = 1, pro
             publish_items(settings, items)
             # Every user of the run active (a window and a profile), then a trickle among them.
             _, preload = generate(2 * n_users, n_users, seed=3)
-            _, trickle = generate(DELAY_EVENTS, n_users, seed=2)
-            trickle = [{**e, "event_id": "delay-" + e["event_id"]} for e in trickle]  # not replays of preload's
+            _, trickle = generate(DELAY_EVENTS, n_users, seed=2)  # at least 3 a user: cut to DELAY_EVENTS
+            trickle = [{**e, "event_id": "delay-" + e["event_id"]} for e in trickle[:DELAY_EVENTS]]  # not replays
             env = {**model_env, "STRATA_APP_ID": settings.app_id, "STRATA_TOPIC_PREFIX": settings.topic_prefix}
             delays = sorted(_delays(broker, settings, workdir, preload, trickle, DELAY_RATE, n_workers, env,
                                     checkpoints))

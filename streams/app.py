@@ -99,6 +99,9 @@ def faust_app(settings: Settings) -> faust.App:
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
         autodiscover=False,
+        # A batch's table writes go out together (streams/tables.publish): a window record is
+        # 1-15 KB, so Faust's 16 KB producer batches would hold one or a few each.
+        producer_max_batch_size=256 * 1024,
     )
     if broker.embedded:
         conf.update(EMBEDDED_BROKER_CONF)
