@@ -8,6 +8,7 @@ inference time, not at ingest) and its text's jieba tokens (cached by text in mo
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 from model.text import clean, scrub, segment
 from state.event import Event
@@ -32,9 +33,18 @@ def complete(entry: Entry, items: ItemIndex, max_text_chars: int) -> Entry:
     return replace(entry, **changes) if changes else entry
 
 
+# Short texts (titles, searches) and category labels repeat across events: cleaned once. Only
+# short ones, so that a producer of long unique texts cannot make the cache large.
+CACHED_TEXT_CHARS = 256
+_clean_short = lru_cache(maxsize=16_384)(clean)
+_scrub_label = lru_cache(maxsize=4_096)(scrub)
+
+
 def make_entry(event: Event, max_text_chars: int) -> Entry:
     """A window entry: the event's scrubbed, bounded text, its categories and attributes."""
-    return Entry(id=event.event_id, ts=event.ts_ms, type=event.type, item=event.item_id,
-                 text=clean(event.text, max_text_chars) if event.text else "",
-                 cats=[scrub(c) for c in event.categories] if event.categories else None,
+    text = event.text
+    if text:
+        text = (_clean_short if len(text) <= CACHED_TEXT_CHARS else clean)(text, max_text_chars)
+    return Entry(id=event.event_id, ts=event.ts_ms, type=event.type, item=event.item_id, text=text or "",
+                 cats=[_scrub_label(c) for c in event.categories] if event.categories else None,
                  attrs=event.attrs.model_dump(exclude_none=True))
