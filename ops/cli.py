@@ -457,7 +457,8 @@ def bench() -> None:
 def bench_ingest_cmd(workers, events, users, runs, profile_model, checkpoint, json_out) -> None:
     """Events/s of N workers on the embedded broker next to a reference aiokafka consume->produce
     loop (per poll: a send per record, one flush, one commit), event->profile delay (p50, p99)
-    with a 1 s profile timer, window state per active user and the workers' peak memory."""
+    with a 1 s profile timer and every --users user active, window state per active user and the
+    workers' peak memory."""
     from model.latest import CheckpointError
     from ops.bench import bench_ingest
 
