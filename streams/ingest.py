@@ -140,9 +140,10 @@ async def ingest_batch(strata: Strata, events: list) -> None:
         metrics.WINDOW_EVICTIONS.inc(write.evicted)
         metrics.WINDOW_EVENTS.observe(len(write.window))
         strata.dirty.mark(record.partition, write.window.user_id)
-    record_published(strata.windows, published)
-
-    outcomes.update(await publish_refused(strata, refused, now_ms))
+    try:
+        record_published(strata.windows, published)
+    finally:  # a failing local store (the changelog has the windows) must not keep refused records from the DLQ
+        outcomes.update(await publish_refused(strata, refused, now_ms))
     for (event_type, outcome), n in outcomes.items():
         metrics.EVENTS.labels(event_type, outcome).inc(n)
     metrics.DIRTY_USERS.set(len(strata.dirty))
