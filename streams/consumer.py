@@ -10,7 +10,8 @@ Deliver a poll at a time: Faust's fetch loop races every message's delivery agai
 being suspended (a rebalance) with `wait_first`, which makes four tasks and a wait per message;
 at thousands of events a second that was the worker's largest single cost. Here the race is run
 once per poll. A suspension still abandons what is left of the poll, as Faust abandons the message
-in flight; those messages are fetched again after the rebalance's seek.
+in flight; those messages are fetched again after the rebalance's seek. Topics with a batch feed
+(streams/feed.py) skip the streams altogether: their messages go to the feed once per poll.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as driver
 from faust.types import TP, Message
 from mode import ServiceT
+
+from streams.feed import BatchFeed
 
 YIELD_EVERY = 100  # messages delivered between yields to the event loop, as Faust does
 
@@ -60,7 +63,10 @@ class Consumer(driver.Consumer):
 
     async def _deliver(self, polled: list[tuple[TP, Message]]) -> None:
         """Faust's per-message steps: skip what was read before, record gaps in the offsets (for
-        commits), commit every `commit_every` acks, hand the message to the streams."""
+        commits), commit every `commit_every` acks, hand the message to the streams; messages of
+        a batch feed's topics are collected and handed to their feed once for the poll."""
+        feeds = self.transport.feeds
+        fed: dict[BatchFeed, list[Message]] = {}
         for n, (tp, message) in enumerate(polled, 1):
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
@@ -72,9 +78,19 @@ class Consumer(driver.Consumer):
             if self._commit_every is not None and self._n_acked >= self._commit_every:
                 self._n_acked = 0
                 await self.commit()
-            await self.callback(message)
+            feed = feeds.get(message.topic)
+            if feed is None:
+                await self.callback(message)
+            else:
+                fed.setdefault(feed, []).append(message)
             self._read_offset[tp] = offset
+        for feed, messages in fed.items():
+            await feed.put(messages)
 
 
 class Transport(driver.Transport):
     Consumer = Consumer
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.feeds: dict[str, BatchFeed] = {}  # topic -> the feed its messages go to, past the streams

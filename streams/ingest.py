@@ -1,10 +1,11 @@
-"""The ingest agent: events.browse|purchase|review -> validate -> DLQ or the user's window.
+"""Ingest: events.browse|purchase|review -> validate -> DLQ or the user's window.
 
-Each batch of polled events is grouped by user, and each user's window is read, extended and
+The event topics reach `ingest_batch` through a batch feed (streams/feed.py), a poll at a time,
+not one event at a time through a Faust agent. Each batch is grouped by user, and each user's window is read, extended and
 written once per batch: one changelog record per user, not per event, published for the whole
 batch together and written to RocksDB once the broker has it (streams/tables.py).
 
-No record can stop the agent. A record that fails validation goes to the DLQ with its reason;
+No record can stop ingest. A record that fails validation goes to the DLQ with its reason;
 one that raises anything else, alone or while its user's window is written, goes there too as
 `internal` with the exception's class, and the batch goes on with the other users.
 """
@@ -15,7 +16,9 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
+
+from faust.types import Message
 
 from model.documents import dlq_document, dlq_key, encode, internal
 from model.entry import make_entry
@@ -23,6 +26,7 @@ from state.event import Event, Rejected, Rejection, parse_event
 from state.window import Window, WindowBounds
 from streams import metrics
 from streams.app import Strata
+from streams.feed import BatchFeed
 from streams.tables import Record, owned_partitions, publish, read_local, record_published
 from streams.topics import partition_for
 
@@ -82,22 +86,21 @@ class _UserWrite:
     evicted: int
 
 
-async def ingest_batch(strata: Strata, events: list) -> None:
+async def ingest_batch(strata: Strata, messages: Sequence[Message]) -> None:
     now_ms = int(time.time() * 1000)
-    metrics.INGEST_BATCH.observe(len(events))
+    metrics.INGEST_BATCH.observe(len(messages))
     outcomes: Counter[tuple[str, str]] = Counter()
     refused: list[tuple[object, Rejection]] = []
     # By (partition, user): the three event topics are co-partitioned, so one user's browse,
     # purchase and review events of a batch extend one window, read and written once.
     groups: dict[tuple[int, str], list[tuple[Event, object]]] = {}
-    for ev in events:
-        message = ev.message
+    for message in messages:
         try:
             event = accept(strata, message, now_ms)
         except Rejected as rejected:
             refused.append((message, rejected.rejection))
             continue
-        except Exception as exc:  # noqa: BLE001 - no record may stop the agent
+        except Exception as exc:  # noqa: BLE001 - no record may stop ingest
             log.exception("ingest: record %s[%s]@%s raised", message.topic, message.partition, message.offset)
             refused.append((message, internal(exc)))
             continue
@@ -209,9 +212,7 @@ async def publish_refused(strata: Strata, refused: list, now_ms: int) -> Counter
 
 
 def register(strata: Strata) -> None:
-    s = strata.settings
+    async def handle(messages: Sequence[Message]) -> None:
+        await ingest_batch(strata, messages)
 
-    @strata.app.agent(strata.source, name="ingest")
-    async def ingest(stream):
-        async for events in stream.take_events(s.ingest_batch, within=s.ingest_within_s):
-            await ingest_batch(strata, events)
+    BatchFeed(strata.app, strata.source, handle, strata.settings.ingest_batch, name="ingest")

@@ -173,9 +173,8 @@ class Settings:
     # How often dirty users get new profiles, and how many go through the model at once.
     profile_interval_s: float = 1.0
     inference_batch: int = 256
-    # Ingest batching: each poll's events are grouped by user and each window written once.
+    # Ingest batching: the events of a poll (up to this many) are grouped by user and each window written once.
     ingest_batch: int = 2000
-    ingest_within_s: float = 0.1
     max_event_bytes: int = 64 * 1024
     # A DLQ record keeps at most this much of the rejected payload (PII-scrubbed); the size is recorded.
     dlq_raw_bytes: int = 8 * 1024
@@ -220,7 +219,7 @@ class Settings:
                      "inference_batch", "ingest_batch", "profile_top_k"):
             if getattr(self, name) < 1:
                 raise ValueError(f"STRATA_{name.upper()}={getattr(self, name)}: must be at least 1")
-        for name in ("profile_interval_s", "ingest_within_s", "window_max_age_days", "checkpoint_poll_s",
+        for name in ("profile_interval_s", "window_max_age_days", "checkpoint_poll_s",
                      "dlq_retention_days", "connect_timeout_s"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"STRATA_{name.upper()}={getattr(self, name)}: must be above 0")

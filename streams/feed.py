@@ -1,0 +1,70 @@
+"""A batch feed: the consumer's polls of some topics handed to one batch handler, past Faust's streams.
+
+A Faust agent receives its topics one event at a time: per message the conductor makes an Event,
+queues it, and the stream takes it out, runs its sensors and acks it. At thousands of events a
+second that machinery cost the ingest path more than its own work. The consumer
+(streams/consumer.py) hands a feed's messages over a poll at a time instead; the feed's task
+takes up to `max_batch` of them, awaits the handler, and only then acks them, so offsets are
+committed only for messages handled (at-least-once, as with the agent).
+
+Rebalances keep Faust's rules: the queue is a flow-control queue, so a revocation clears what is
+not yet taken (those messages were not acked and are fetched again by whoever owns them next),
+and Faust waits for the batch in hand to be acked before the partitions move. The handler itself
+must skip partitions revoked while it worked (streams/ingest.py does).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Awaitable, Callable, Sequence
+
+import faust
+from faust.types import Message
+from mode.utils.queues import FlowControlQueue
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[Sequence[Message]], Awaitable[None]]
+QUEUED_POLLS = 4  # polls waiting for the handler before the consumer waits: bounded memory, a full pipe
+
+
+class BatchFeed:
+    def __init__(self, app: faust.App, topic: faust.TopicT, handler: Handler, max_batch: int, name: str) -> None:
+        self.app, self.handler, self.max_batch, self.name = app, handler, max_batch, name
+        self.topics = frozenset(topic.topics)
+        self._queue: FlowControlQueue[list[Message]] = FlowControlQueue(
+            maxsize=QUEUED_POLLS, flow_control=app.flow_control, clear_on_resume=True)
+        app.topics.add(topic)  # subscribed like an agent's topic, acks enabled
+        app.transport.feeds.update((t, self) for t in self.topics)
+        app.task(self._run)
+
+    async def put(self, messages: list[Message]) -> None:
+        """From the consumer: one poll's messages of the feed's topics, in offset order per partition."""
+        track = self.app.consumer.track_message  # pending ack (rebalances wait for them) and the sensors
+        for message in messages:
+            track(message)
+        await self._queue.put(messages)
+
+    async def _take(self) -> list[Message]:
+        batch = await self._queue.get()
+        while len(batch) < self.max_batch and not self._queue.empty():
+            batch.extend(self._queue.get_nowait())
+        return batch
+
+    async def _run(self) -> None:
+        consumer, on_message_out = self.app.consumer, self.app.sensors.on_message_out
+        while not self.app.should_stop:
+            batch = await self._take()
+            for start in range(0, len(batch), self.max_batch):
+                chunk = batch[start:start + self.max_batch]
+                try:
+                    await self.handler(chunk)
+                except Exception as exc:  # noqa: BLE001
+                    # The handler deals with every record's own faults; what reaches here is the
+                    # worker's (its local store failing). Unacked, the batch is replayed after a
+                    # restart, which restores the store from the changelogs.
+                    log.exception("%s: a batch of %d messages failed; stopping the worker", self.name, len(chunk))
+                    await self.app.crash(exc)
+                    return
+                for message in chunk:
+                    consumer.ack(message)
+                    on_message_out(message.tp, message.offset, message)
