@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
 
 from state.dirty import DirtyUsers
 from state.event import EVENT_TYPES, Item
 from state.items import ItemIndex
+from streams import metrics
 from streams.consumer import Transport
 from streams.model_slot import ModelSlot
 from streams.settings import KafkaSecurity, Settings
@@ -150,7 +150,7 @@ def build(settings: Settings, slot: ModelSlot) -> Strata:
         slot=slot,
         item_index=index,
     )
-    setup_prometheus_sensors(app, name_prefix="strata")  # the same names whatever STRATA_APP_ID is
+    metrics.setup_faust_sensor(app)
     return strata
 
 

@@ -31,7 +31,9 @@ from test_deploy import compose_mounts
 from model.datasets.synthetic import generate
 from ops.broker import free_port
 from ops.clients import producer, publish_events, publish_items
+from state.event import EVENT_TYPES
 from streams.lag import LagReporter
+from streams.topics import event_topic
 
 ROOT = Path(__file__).parent.parent
 DEPLOY = ROOT / "deploy"
@@ -335,6 +337,10 @@ def test_prometheus_scraping_a_worker_answers_every_panel_and_alert(cluster, tmp
                  and worker.get("/metrics")[1].count(b"\nstrata_consumer_lag{") == 4 * partitions,
                  "the worker took every event, rejected the bad ones, profiled every user and reports lag",
                  detail=worker.log_tail)
+        # Faust's own sensor counts the event topics' records, though they skip its streams (streams/feed.py).
+        received = sum(worker.metric("strata_messages_received_per_topic_total", f'topic="{event_topic(cluster.settings, t)}"')
+                       for t in EVENT_TYPES)
+        assert received == len(events) + len(bad)
         # Two more scrapes and rule evaluations, so every series has the two samples rate() needs.
         settled = time.time() + 2.5
         wait_for(lambda: any(float(r["value"][1]) > settled
