@@ -4,6 +4,14 @@ The pydantic model is the single source of truth: `schemas/event.v1.json`, the J
 producers in other languages validate against, is generated from it (`strata schema`), and a test
 keeps the two equal. The item (the catalogue record) is defined here too, and what every JSON
 Schema shipped in `schemas/` shares (`document_schema`).
+
+`parse_event` tries a fast path first: msgspec decodes the bytes, checking the types and bounds of
+Event's core schema, and pydantic-core runs the rest of that schema (defaults, the validators) to
+make the Event; both are derived from the model. The rule that keeps it safe: the fast path may only
+accept what the checked path (json, then Event.model_validate) accepts, and must then return the
+same Event (the same values of the same types, the same fields set). Whatever it refuses or is
+unsure of, it leaves to the checked path, which gives the precise Rejection.
+tests/test_event_properties.py holds the two to the same outcome for every input.
 """
 from __future__ import annotations
 
@@ -12,11 +20,13 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Annotated, Literal, Optional, Union
+from typing import Annotated, Literal, Optional, TypedDict, Union
 
+import msgspec
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator,
                       model_validator, with_config)
 from pydantic.json_schema import JsonSchemaMode
+from pydantic_core import SchemaValidator, core_schema
 
 EVENT_TYPES = ("browse", "purchase", "review")
 EVENT_SCHEMA = 1  # no field of the event: its version is in the schema's name
@@ -308,15 +318,8 @@ def _rejected(code: str, message: str, path: Optional[tuple]) -> Rejected:
     return Rejected(Rejection(code, f"{field}: {message}" if field else message, field))
 
 
-def parse_event(
-    raw: Optional[bytes],
-    *,
-    topic_type: Optional[str] = None,
-    max_bytes: int = 64 * 1024,
-    max_future_s: float = 300.0,
-    now_ms: Optional[int] = None,
-) -> Event:
-    """Parse one record value. Raises Rejected with a precise reason; never anything else."""
+def _parse_checked(raw: Optional[bytes], max_bytes: int) -> Event:
+    """The checked path: json, then Event.model_validate; every refusal with its precise reason."""
     if not raw:  # a null value (tombstone) or an empty one
         raise Rejected(Rejection("empty", "record has no value"))
     if len(raw) > max_bytes:
@@ -336,9 +339,132 @@ def parse_event(
     if not isinstance(doc, dict):
         raise Rejected(Rejection("wrong_type", f"event must be a JSON object, got {type(doc).__name__}"))
     try:
-        event = Event.model_validate(doc)
+        return Event.model_validate(doc)
     except ValidationError as exc:
         raise Rejected(_from_validation_error(exc)) from None
+
+
+# The fast path: both its halves are derived from Event's core schema, the compiled form of the
+# model that Event.model_validate runs. msgspec decodes the bytes into dicts of the fields present,
+# checking the JSON types and bounds of the schema's leaves; pydantic-core then runs the rest of
+# the schema on them (models, defaults, fields_set, the model's validators), leaves passed as they are.
+
+_ANNOTATIONS = {"type", "ref", "metadata", "serialization"}  # none of them changes what is accepted
+
+
+def _only(schema: dict, keys: set, where: str) -> None:
+    """Refuse a schema that checks more than the fast path knows to check."""
+    if set(schema) - keys - _ANNOTATIONS:
+        raise TypeError(f"{where}: no fast form for {schema['type']} {sorted(set(schema) - keys - _ANNOTATIONS)}")
+
+
+_BOUNDS = ("min_length", "max_length", "ge", "le")  # msgspec.Meta's names are pydantic-core's
+_LEAVES = {"str": (str, {"min_length", "max_length", "strict"}),
+           "int": (int, {"ge", "le", "strict"}),  # msgspec's int, like a strict one, is no bool or float
+           # A strict float takes an int as a float, as msgspec does. msgspec's JSON has no NaN or
+           # infinity (1e400 is an error), so allow_inf_nan cannot matter.
+           "float": (float, {"ge", "le", "strict", "allow_inf_nan"})}
+
+
+def _leaf_type(schema: dict, where: str):
+    """The msgspec type that takes what `schema` takes of JSON, or less, as the same values."""
+    kind = schema["type"]
+    if kind == "nullable":
+        _only(schema, {"schema"}, where)
+        return Optional[_leaf_type(schema["schema"], where)]
+    if kind == "union":
+        _only(schema, {"choices"}, where)
+        return Union[tuple(_leaf_type(c, where) for c in schema["choices"])]
+    if kind == "literal" and all(type(v) is str for v in schema["expected"]):
+        _only(schema, {"expected"}, where)
+        return Literal[tuple(schema["expected"])]
+    if kind == "list":
+        _only(schema, {"items_schema", "min_length", "max_length", "strict"}, where)
+        tp = list[_leaf_type(schema["items_schema"], where)]
+    elif kind in _LEAVES:
+        tp, keys = _LEAVES[kind]
+        _only(schema, keys, where)
+    else:
+        raise TypeError(f"{where}: no fast form for {kind}")
+    meta = {k: schema[k] for k in _BOUNDS if k in schema}
+    return Annotated[tp, msgspec.Meta(**meta)] if meta else tp
+
+
+def _fast_forms(schema: dict, where: str) -> tuple:
+    """(the msgspec type a value decodes to, the core schema that does the rest of `schema` to it).
+    TypeError for whatever the two could not do exactly as `schema` does."""
+    kind = schema["type"]
+    if kind == "function-after" and schema["function"]["type"] == "no-info":  # a validator, run as it is
+        tp, rest = _fast_forms(schema["schema"], where)
+        return tp, {**schema, "schema": rest}
+    if kind != "model":
+        return _leaf_type(schema, where), core_schema.any_schema()
+    config, fields_schema = schema.get("config", {}), schema["schema"]
+    _only(schema, {"cls", "schema", "config", "custom_init", "root_model"}, where)
+    _only(fields_schema, {"fields", "model_name", "computed_fields"}, where)
+    if (schema["custom_init"] or schema["root_model"] or config.get("strict") is not True
+            or config.get("extra_fields_behavior", "ignore") != "ignore"):
+        raise TypeError(f"{where}: no fast form for its config")
+    types, rests = {}, {}
+    for name, field in fields_schema["fields"].items():
+        _only(field, {"schema"}, f"{where}.{name}")
+        inner = field["schema"]
+        if inner["type"] == "default":
+            _only(inner, {"schema", "default", "default_factory", "default_factory_takes_data"}, f"{where}.{name}")
+            types[name], rest = _fast_forms(inner["schema"], f"{where}.{name}")
+            rests[name] = {**field, "schema": {**inner, "schema": rest}}
+        else:
+            types[name], rest = _fast_forms(inner, f"{where}.{name}")
+            rests[name] = {**field, "schema": rest}
+    # total=False: the dict holds just the fields the document has, so pydantic-core sets
+    # fields_set and the defaults as from the document, and reports a missing required field.
+    fields = TypedDict(f"_{fields_schema['model_name']}Fields", types, total=False)
+    return fields, {**schema, "schema": {**fields_schema, "fields": rests}}
+
+
+_EVENT_FIELDS, _EVENT_REST = _fast_forms(Event.__pydantic_core_schema__, "Event")
+_FAST_DECODER = msgspec.json.Decoder(_EVENT_FIELDS)
+_FAST_REST = SchemaValidator(_EVENT_REST)
+
+# Unknown fields msgspec skips, checking their syntax only (lone surrogates and NaN included), where
+# the checked path also refuses integers of over MAX_INT_DIGITS digits and bytes that are not UTF-8;
+# and it runs out of recursion at another depth than json. A record that may hold any of these takes
+# the checked path. Digits are marked "0", so such an integer shows as a run of zeros; "{" as "[".
+_MARK = bytes.maketrans(b"123456789{", b"000000000[")
+_LONG_INT = b"0" * (MAX_INT_DIGITS + 1)
+_MAX_DEPTH = 100  # json and msgspec run out of recursion at different depths, both near 1,000
+
+
+def _parse_fast(raw: bytes) -> Optional[Event]:
+    """The Event that the checked path would return, or None: the checked path is to decide."""
+    marked = raw.translate(_MARK)
+    # find: `in` takes twice as long. A level of nesting takes two bytes: short records need no count.
+    if marked.find(_LONG_INT) >= 0 or (len(raw) > 2 * _MAX_DEPTH and marked.count(b"[") > _MAX_DEPTH):
+        return None
+    if not raw.isascii():
+        try:  # msgspec does not check the UTF-8 of what it skips
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    try:
+        return _FAST_REST.validate_python(_FAST_DECODER.decode(raw))
+    except (msgspec.DecodeError, RecursionError, ValidationError):  # msgspec's ValidationError is a DecodeError
+        return None
+
+
+def parse_event(
+    raw: Optional[bytes],
+    *,
+    topic_type: Optional[str] = None,
+    max_bytes: int = 64 * 1024,
+    max_future_s: float = 300.0,
+    now_ms: Optional[int] = None,
+) -> Event:
+    """Parse one record value. Raises Rejected with a precise reason; never anything else."""
+    # None, and anything but bytes, the checked path takes as it always did.
+    event = _parse_fast(raw) if type(raw) is bytes and len(raw) <= max_bytes else None
+    if event is None:
+        event = _parse_checked(raw, max_bytes)
     if topic_type is not None and event.type != topic_type:
         raise Rejected(
             Rejection("type_mismatch", f"type {event.type!r} sent to the {topic_type!r} topic", "type")

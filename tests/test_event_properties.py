@@ -1,15 +1,24 @@
 """Properties of parse_event over hostile input: it returns an Event or raises Rejected, never anything
-else, and whatever it accepts or says can be written as UTF-8 JSON (the window, the DLQ record)."""
+else, and whatever it accepts or says can be written as UTF-8 JSON (the window, the DLQ record). Its fast
+path changes nothing: every input gets what the checked path alone gives it."""
 from __future__ import annotations
 
 import json
 import math
+import sys
 from datetime import datetime, timedelta, timezone
+from unittest import mock
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from state.event import EVENT_TYPES, MAX_TS_MS, REJECTION_CODES, Event, Rejected, iso_ms, parse_event
+import state.event as event_module
+from model.datasets.synthetic import generate
+from model.documents import encode
+from state.event import (EVENT_TYPES, MAX_TS_MS, RESERVED_KEY_PREFIX, REJECTION_CODES, Event, Rejected, iso_ms,
+                         parse_event)
 
 NOW = 1_795_000_000_000
 # No deadline: the shared CI cores make single-example timings noisy; the example counts bound the time.
@@ -20,15 +29,16 @@ class Raw(str):
     """JSON text spliced in as it is: number literals json.dumps never writes, or refuses to (over 4,300 digits)."""
 
 
-def dump(v) -> str:
-    """json.dumps with Raw tokens; ensure_ascii, so a lone surrogate goes out as a \\udXXX escape."""
+def dump(v, ensure_ascii: bool = True) -> str:
+    """json.dumps with Raw tokens; by default ensure_ascii, so a lone surrogate goes out as a \\udXXX escape."""
     if isinstance(v, Raw):
         return str(v)
     if isinstance(v, dict):
-        return "{" + ", ".join(f"{json.dumps(k)}: {dump(x)}" for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{json.dumps(k, ensure_ascii=ensure_ascii)}: {dump(x, ensure_ascii)}"
+                               for k, x in v.items()) + "}"
     if isinstance(v, list):
-        return "[" + ", ".join(dump(x) for x in v) + "]"
-    return json.dumps(v)  # floats nan/inf come out as NaN/Infinity literals
+        return "[" + ", ".join(dump(x, ensure_ascii) for x in v) + "]"
+    return json.dumps(v, ensure_ascii=ensure_ascii)  # floats nan/inf come out as NaN/Infinity literals
 
 
 # Surrogates are rare in st.characters(); these make them, and other troublemakers, common.
@@ -66,8 +76,28 @@ def json_level_problem(v) -> bool:
     return False
 
 
+def outcome(raw: bytes, **kw):
+    """The Rejection, or the Event as what can tell two apart: its fields' values with their types
+    (5 from 5.0, -0.0 from 0.0), and which fields the record set."""
+    try:
+        e = parse_event(raw, **kw)
+    except Rejected as exc:
+        return exc.rejection
+    return repr(e.model_dump()), e.model_fields_set, e.attrs.model_fields_set
+
+
+def outcomes(raw: bytes, **kw) -> tuple:
+    """parse_event's outcome, and the checked path's alone: from the same depth of the stack, where
+    a record nested near the recursion limit gets its answer."""
+    fast = outcome(raw, **kw)
+    with mock.patch.object(event_module, "_parse_fast", lambda raw: None):
+        return fast, outcome(raw, **kw)
+
+
 def check(raw: bytes, doc=None, **kw) -> None:
     """The properties every call must have; records its outcome for --hypothesis-show-statistics."""
+    fast, checked = outcomes(raw, **kw)
+    assert fast == checked
     try:
         e = parse_event(raw, **kw)
     except Rejected as exc:
@@ -188,3 +218,118 @@ def test_event_shaped_json(doc, topic_type, max_future_s):
 def test_timestamps_in_an_otherwise_valid_event(ts, max_future_s):
     doc = {"event_id": "e1", "user_id": "u1", "type": "browse", "item_id": "i1", "ts": ts}
     check(dump(doc).encode("utf-8"), doc, max_future_s=max_future_s, now_ms=NOW)
+
+
+# Valid events with one thing changed: a field's value (at and past its bounds, of another JSON type,
+# written as JSON numbers json.dumps does not write), a duplicated, escaped or unknown key, or the bytes.
+strings = st.sampled_from(["", "x", "x" * 128, "x" * 129, "😀" * 128, "😀" * 129, RESERVED_KEY_PREFIX + "u",
+                           "\x00"])
+JSON_NUMBER = r"-?(0|[1-9][0-9]{0,19})(\.[0-9]{1,20})?([eE][+-]?[0-9]{1,3})?"  # digit runs under the bound
+json_numbers = st.from_regex(JSON_NUMBER, fullmatch=True).map(Raw)
+edges = {
+    "event_id": strings, "user_id": strings, "item_id": strings | st.none(),
+    "type": st.sampled_from(["browse", "Browse", "", None]),
+    "ts": st.sampled_from([0, -1, MAX_TS_MS, MAX_TS_MS + 1, 10**20 - 1, NOW + 3_600_000, True, 1.0, "",
+                           "2026-11-01T09:30:00Z", "2026-11-01T09:30:00", Raw("-0"), Raw("1E2"), Raw("1.0")])
+    | json_numbers,
+    "text": strings | st.none() | odd_text,
+    "attrs": st.one_of(
+        st.sampled_from([None, {}, [], {"dwell_ms": None}, {"rating": 0}, {"rating": 5}, {"rating": 6},
+                         {"quantity": 10**6}, {"quantity": 10**6 + 1}, {"price": 10**12}, {"price": 10**12 + 1},
+                         {"price": -0.0}, {"price": True}, {"dwell_ms": 1.0}, {"dwell_ms": Raw("1E2")},
+                         {"price": Raw("-0")}, {"price": Raw("1e400")}, {"price": Raw("-1e-400")}]),
+        st.sampled_from(list(attr_ranges)).flatmap(lambda k: json_numbers.map(lambda v: {k: v})),
+        st.dictionaries(odd_text, wrong, max_size=2),
+    ),
+    "categories": st.sampled_from([[], ["a"], ["a"] * 3, ["a"] * 4, [""], ["x" * 128], ["x" * 129], [None], "a"]),
+}
+nestings = st.sampled_from([99, 100, 101, 500, 990, 995, 1000]).map(lambda n: Raw("[" * n + "]" * n))
+splices = st.sampled_from([b"\xef\xbb\xbf", b" ", b"\x0c", b"\xff", b"\xed\xa0\x80", b"}", b"1"])  # BOM, not UTF-8, ...
+
+
+@st.composite
+def near_valid(draw) -> bytes:
+    doc = {"event_id": draw(ids), "user_id": draw(ids), "type": draw(st.sampled_from(EVENT_TYPES)), "ts": draw(good_ts),
+           "item_id": draw(ids), "text": draw(clean_text),
+           "attrs": draw(st.fixed_dictionaries({}, optional=attr_ranges)),
+           "categories": draw(st.lists(clean_text.filter(bool), min_size=1, max_size=3))}
+    pairs = [(k, v) for k, v in doc.items() if k in ("event_id", "user_id", "type", "ts") or draw(st.integers(0, 4))]
+    change = draw(st.sampled_from(["none", "value", "missing", "duplicate", "escaped key", "unknown", "bytes"]))
+    name = draw(st.sampled_from(sorted(edges)))
+    if change == "value":
+        pairs = [(k, draw(edges[k]) if k == name else v) for k, v in pairs]
+    elif change == "missing":
+        pairs = [(k, v) for k, v in pairs if k != name]
+    elif change == "duplicate":  # json.loads keeps the last
+        pairs.insert(draw(st.integers(0, len(pairs))), (name, draw(edges[name] | wrong)))
+    elif change == "escaped key":
+        pairs = [(Raw('"\\u%04x%s"' % (ord(k[0]), k[1:])) if k == name else k, v) for k, v in pairs]
+    elif change == "unknown":
+        pairs.insert(draw(st.integers(0, len(pairs))), (draw(odd_text), draw(json_values | huge_ints | nestings)))
+    ascii_only = draw(st.booleans())  # else UTF-8, where a lone surrogate makes bytes that are not UTF-8
+    sep = draw(st.sampled_from([", ", ",", " ,\n\t", "\r\n,"]))
+    text = "{" + sep.join(f"{dump(k, ascii_only)}: {dump(v, ascii_only)}" for k, v in pairs) + "}"
+    raw = text.encode("utf-8", "surrogatepass")
+    if change == "bytes":
+        at = draw(st.integers(0, len(raw)))
+        raw = raw[:at] + draw(splices) + raw[at:]
+    return raw
+
+
+@settings(max_examples=1500, **SETTINGS)
+@given(near_valid(), st.sampled_from([None, *EVENT_TYPES]), st.sampled_from([300.0, math.inf]))
+def test_near_valid_events_get_what_the_checked_path_gives(raw, topic_type, max_future_s):
+    check(raw, topic_type=topic_type, max_future_s=max_future_s, now_ms=NOW)
+
+
+def test_nesting_near_the_recursion_limit_gets_what_the_checked_path_gives():
+    # json and msgspec run out of recursion a few levels apart, where the stack happens to end.
+    for n in range(1, sys.getrecursionlimit() + 10):
+        raw = b'{"event_id": "e1", "user_id": "u1", "type": "browse", "ts": 0, "text": "t", "x": %s}' % (
+            b"[" * n + b"]" * n)
+        fast, checked = outcomes(raw, now_ms=NOW)
+        assert fast == checked, n
+
+
+def test_the_fast_path_takes_ordinary_events():
+    _, events = generate(300, 20, seed=1, end_ms=NOW)
+    for doc in events:
+        for raw in (encode(doc), json.dumps(doc).encode()):  # as Strata writes it, and all-ASCII
+            assert event_module._parse_fast(raw) is not None, raw
+            fast, checked = outcomes(raw, now_ms=NOW)
+            assert fast == checked
+
+
+class _Loose(BaseModel):  # lax: pydantic would take "5" for an int
+    n: int
+
+
+class _Closed(BaseModel):  # refuses unknown fields, which msgspec would skip
+    model_config = ConfigDict(strict=True, extra="forbid")
+    n: int
+
+
+class _Patterned(BaseModel):
+    model_config = ConfigDict(strict=True)
+    s: str = Field(pattern="^a")
+
+
+class _Above(BaseModel):
+    model_config = ConfigDict(strict=True)
+    n: int = Field(gt=0)
+
+
+class _Before(BaseModel):
+    model_config = ConfigDict(strict=True)
+    s: str
+
+    @field_validator("s", mode="before")
+    @classmethod
+    def _strip(cls, v):
+        return v.strip()
+
+
+@pytest.mark.parametrize("model", [_Loose, _Closed, _Patterned, _Above, _Before])
+def test_the_fast_path_is_not_derived_for_what_it_cannot_check(model):
+    with pytest.raises(TypeError):
+        event_module._fast_forms(model.__pydantic_core_schema__, model.__name__)
