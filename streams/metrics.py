@@ -67,9 +67,15 @@ class _CachedLabels:
         return getattr(self._metric, name)
 
 
+class _Monitor(PrometheusMonitor):
+    def track_tp_end_offset(self, tp, offset: int) -> None:
+        # Faust reports a partition's end offset with every record it fetches; it changes once a poll.
+        if self.tp_end_offsets.get(tp) != offset:
+            super().track_tp_end_offset(tp, offset)
+
+
 def setup_faust_sensor(app: faust.App) -> None:
     """Faust's Prometheus sensor and the /metrics page, its names prefixed `strata_` whatever the app id."""
     setup_prometheus_sensors(app, name_prefix="strata")
     metrics = app.monitor._metrics
-    app.monitor = PrometheusMonitor(metrics=FaustMetrics(
-        *(_CachedLabels(m) if m._labelnames else m for m in metrics)))
+    app.monitor = _Monitor(metrics=FaustMetrics(*(_CachedLabels(m) if m._labelnames else m for m in metrics)))
