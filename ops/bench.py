@@ -26,7 +26,7 @@ from ops.broker import EmbeddedBroker
 from ops.clients import producer, publish_events, publish_items, read_topic
 from ops.process import WorkerProcess
 from state.event import EVENT_TYPES
-from streams.settings import Settings
+from streams.settings import Broker, Settings
 from streams.topics import create_topics, event_topic, windows_changelog
 
 MB = 1024 * 1024
@@ -34,12 +34,15 @@ LOAD_SEED = 1  # the generated events every run publishes
 DELAY_EVENTS, DELAY_RATE = 3000, 200.0  # the delay phase's trickle: events, and events/s
 
 
-async def _reference_loop(bootstrap: str, topics: list[str], sink: str, n: int, group: str) -> float:
+async def _reference_loop(broker: Broker, topics: list[str], sink: str, n: int, group: str) -> float:
     """What a plain, well-written aiokafka service pays to move every event on: per poll, one
-    send per record without waiting for each, one flush, one commit. Events/s."""
+    send per record without waiting for each, one flush, one commit. Events/s. It fetches with
+    the workers' fetch wait on this broker."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=group)
+    bootstrap = broker.bootstrap
+    wait = {"fetch_max_wait_ms": broker.fetch_max_wait_ms} if broker.fetch_max_wait_ms else {}
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=group, **wait)
     prod = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5)
     await consumer.start()
     await prod.start()
@@ -263,7 +266,7 @@ def bench_ingest(n_events: int, n_users: int, runs: int, n_workers: int = 1, pro
                 p.close()
                 click.echo(f"run {run + 1}/{runs}: published {n_events} events in {time.perf_counter() - t0:.1f} s")
                 topics = [event_topic(settings, t) for t in EVENT_TYPES]
-                reference = asyncio.run(_reference_loop(broker.bootstrap, topics, settings.topic("recommendations"),
+                reference = asyncio.run(_reference_loop(settings.broker_info(), topics, settings.topic("recommendations"),
                                                         n_events, group=f"bench-reference{run}"))
                 r = _worker_run(broker, settings, workdir, events, run, n_workers, env, checkpoints)
                 results["reference"].append(reference)

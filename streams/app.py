@@ -111,7 +111,7 @@ def faust_app(settings: Settings) -> faust.App:
     if broker.embedded:
         conf.update(EMBEDDED_BROKER_CONF)
     app = faust.App(settings.app_id, **conf)
-    app.transport = Transport(app.conf.broker_consumer, app)
+    app.transport = Transport(app.conf.broker_consumer, app, fetch_max_wait_ms=broker.fetch_max_wait_ms)
     return app
 
 

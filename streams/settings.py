@@ -109,6 +109,13 @@ class Broker:
         return {"bootstrap_servers": self.bootstrap, **self.security.kafka_python(), **conf}
 
     @property
+    def fetch_max_wait_ms(self) -> Optional[int]:
+        """A consumer's longest fetch wait on this broker; None: the client's own. The embedded
+        broker holds a fetch for much of that wait even when records are there: a record's median
+        delay to a consumer was 0.41 s at 1,500 ms (Faust's), 0.13 s at 500 ms, 14 ms at 100 ms."""
+        return 100 if self.embedded else None
+
+    @property
     def faust_url(self) -> str:
         return ";".join(f"kafka://{h}" for h in self.hosts)
 

@@ -1,6 +1,7 @@
 """Running one worker: check the topics, fill the model slot, start Faust."""
 from __future__ import annotations
 
+import gc
 import logging
 
 import faust
@@ -31,6 +32,20 @@ def model_slot(settings: Settings) -> ModelSlot:
     return slot
 
 
+# Collect the youngest generation every 50,000 new containers, not 700. At the defaults, CPython's
+# collector took ~2 s of 4 s of ingest: a poll's thousands of messages, events and entries live
+# through several young collections, reach the oldest generation and set off full collections,
+# each of which walked every object of the worker. Collecting less often lets a batch's objects
+# die young, and freezing what start-up made keeps it out of every later collection.
+YOUNG_COLLECTION_THRESHOLD = 50_000
+
+
+def _tune_collector() -> None:
+    gc.collect()
+    gc.freeze()  # the model, jieba's dictionary, Faust: never garbage, never walked again
+    gc.set_threshold(YOUNG_COLLECTION_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     """Blocks until the worker is stopped (SIGTERM or Ctrl-C)."""
     check_topics(settings)
@@ -40,6 +55,7 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     strata = build(settings, slot)
     for part in (ingest, profiler, views, lag):
         part.register(strata)
+    _tune_collector()
     if slot.root is not None:
         strata.app.timer(settings.checkpoint_poll_s, name="checkpoint-watch")(slot.poll)
     log.info("worker on %s, data dir %s, web %s:%s, model %s", settings.broker, settings.data_dir,

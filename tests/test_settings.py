@@ -1,3 +1,4 @@
+import asyncio
 from dataclasses import fields
 
 import pytest
@@ -52,3 +53,20 @@ def test_connect_timeout_is_read_and_checked(monkeypatch):
     monkeypatch.setenv("STRATA_CONNECT_TIMEOUT_S", "0")
     with pytest.raises(ValueError, match="STRATA_CONNECT_TIMEOUT_S=0.0: must be above 0"):
         Settings.from_env()
+
+
+def test_the_worker_consumer_fetches_with_the_brokers_wait():
+    """The embedded broker holds fetches for much of their wait: the worker's consumer waits 100 ms
+    there, and keeps Faust's own wait on Kafka."""
+    from streams.app import faust_app
+
+    async def wait_ms(url: str) -> int:
+        app = faust_app(Settings.from_env(broker=url))
+        consumer = app.consumer._thread._create_worker_consumer(app.transport)
+        try:
+            return consumer._fetch_max_wait_ms
+        finally:
+            await consumer.stop()
+
+    assert asyncio.run(wait_ms("tansu://127.0.0.1:9")) == Broker.parse("tansu://127.0.0.1:9").fetch_max_wait_ms == 100
+    assert asyncio.run(wait_ms("kafka://127.0.0.1:9")) == 1500
