@@ -10,6 +10,11 @@ The ingest path reads, extends, bounds and writes a window once per batch; it ne
 entries it did not add. So each entry is kept as its own encoded bytes, with its timestamp
 beside it: updating a window of 128 entries moves bytes rather than building 128 objects, and
 the entries are decoded only when something reads them (the profiler, the profile page).
+
+A record over COMPRESS_ABOVE bytes is stored LZ4-compressed, behind the byte 0xC1, which
+MessagePack never uses (nor JSON): a full window of 128 synthetic Chinese events goes from 15.3 KB
+to 6.6 KB for ~35 µs per read-modify-write (zlib level 1: 5.8 KB for ~180 µs). Small windows,
+most of them, stay plain and cost nothing more.
 """
 from __future__ import annotations
 
@@ -20,11 +25,14 @@ from array import array
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional, Union
 
+import lz4.block
 import msgspec
 
 from state.event import EVENT_TYPES
 
 FORMAT = 2  # the record's first field; format 1 was a JSON object, still read (see _decode_json)
+COMPRESSED = b"\xc1"  # leads a compressed record: a byte no MessagePack or JSON record starts with
+COMPRESS_ABOVE = 4096  # bytes of the plain record
 
 
 @dataclass(frozen=True)
@@ -177,11 +185,14 @@ class Window:
         return cut
 
     def encode(self) -> bytes:
-        return _ENCODER.encode(_Record(FORMAT, self.user_id, self.partition, self.events_seen, self.updated_ms,
-                                       array("Q", self._seen).tobytes(), self._ts, self._encoded_rows()))
+        raw = _ENCODER.encode(_Record(FORMAT, self.user_id, self.partition, self.events_seen, self.updated_ms,
+                                      array("Q", self._seen).tobytes(), self._ts, self._encoded_rows()))
+        return COMPRESSED + lz4.block.compress(raw) if len(raw) > COMPRESS_ABOVE else raw
 
     @classmethod
     def decode(cls, raw: bytes) -> "Window":
+        if raw[:1] == COMPRESSED:
+            raw = lz4.block.decompress(raw[1:])
         if raw[:1] == b"{":
             return _decode_json(raw)
         record = _RECORD.decode(raw)

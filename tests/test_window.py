@@ -1,6 +1,6 @@
 import json
 
-from state.window import Entry, Window, WindowBounds
+from state.window import COMPRESS_ABOVE, COMPRESSED, Entry, Window, WindowBounds
 
 DAY = 86400_000
 
@@ -101,3 +101,20 @@ def test_the_encoded_record_stays_bounded_with_hostile_ids_and_text():
     w.trim(b)
     assert len(w.encode()) < 1_000_000 and w.events_seen == 5000
     assert len(Window.decode(w.encode()).entries) == len(w.entries) and w.partition == 3
+
+
+def test_a_large_record_is_stored_compressed_and_a_small_one_plain(monkeypatch):
+    b = WindowBounds()
+    small, full = Window("u", 0), Window("v", 1)
+    small.add(entry(0, 1, text="短"), 1, b)
+    for i in range(128):  # repetitive, as a user's texts and categories are
+        full.add(entry(i, i, text=f"第{i % 7}部科幻小说 三体 刘慈欣", cats=["阅读", "小说", "科幻小说"],
+                       attrs={"dwell_ms": 1000 * i}), i, b)
+    stored = full.encode()
+    monkeypatch.setattr("state.window.COMPRESS_ABOVE", 1 << 30)
+    plain = full.encode()
+    monkeypatch.undo()
+    assert len(plain) > COMPRESS_ABOVE and plain[:1] != COMPRESSED
+    assert small.encode()[:1] != COMPRESSED and stored[:1] == COMPRESSED and len(stored) < len(plain) / 2
+    back = Window.decode(stored)
+    assert back.entries == full.entries and back.events_seen == 128 and all(f"e{i}" in back for i in range(128))
