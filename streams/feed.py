@@ -14,12 +14,14 @@ must skip partitions revoked while it worked (streams/ingest.py does).
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import deque
 from typing import Awaitable, Callable, Sequence
 
 import faust
 from faust.types import Message
-from mode.utils.queues import FlowControlQueue
+from mode.utils.queues import FlowControlEvent
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +29,46 @@ Handler = Callable[[Sequence[Message]], Awaitable[None]]
 QUEUED_POLLS = 4  # polls waiting for the handler before the consumer waits: bounded memory, a full pipe
 
 
+class PollQueue:
+    """The polls waiting for the handler, at most `size`; Faust's flow control empties it when a
+    rebalance starts and when it ends. Unlike an asyncio.Queue, emptying it also wakes a consumer
+    waiting for room: a full queue emptied under a waiting put left both sides waiting for good."""
+
+    def __init__(self, size: int, flow_control: FlowControlEvent) -> None:
+        self._polls: deque[list[Message]] = deque()
+        self._size, self._flow_control = size, flow_control
+        self._not_empty, self._not_full = asyncio.Event(), asyncio.Event()
+        flow_control.manage_queue(self)
+
+    def clear(self) -> None:
+        self._polls.clear()
+        self._not_full.set()
+
+    async def put(self, poll: list[Message]) -> None:
+        await self._flow_control.acquire()  # not while a rebalance is under way
+        while len(self._polls) >= self._size:
+            self._not_full.clear()
+            await self._not_full.wait()
+        self._polls.append(poll)
+        self._not_empty.set()
+
+    async def take(self, max_messages: int) -> list[Message]:
+        """The oldest poll, joined by those behind it while under `max_messages`."""
+        while not self._polls:
+            self._not_empty.clear()
+            await self._not_empty.wait()
+        batch = self._polls.popleft()
+        while self._polls and len(batch) < max_messages:
+            batch.extend(self._polls.popleft())
+        self._not_full.set()
+        return batch
+
+
 class BatchFeed:
     def __init__(self, app: faust.App, topic: faust.TopicT, handler: Handler, max_batch: int, name: str) -> None:
         self.app, self.handler, self.max_batch, self.name = app, handler, max_batch, name
         self.topics = frozenset(topic.topics)
-        self._queue: FlowControlQueue[list[Message]] = FlowControlQueue(
-            maxsize=QUEUED_POLLS, flow_control=app.flow_control, clear_on_resume=True)
+        self._queue = PollQueue(QUEUED_POLLS, app.flow_control)
         app.topics.add(topic)  # subscribed like an agent's topic, acks enabled
         app.transport.feeds.update((t, self) for t in self.topics)
         app.task(self._run)
@@ -44,16 +80,10 @@ class BatchFeed:
             track(message)
         await self._queue.put(messages)
 
-    async def _take(self) -> list[Message]:
-        batch = await self._queue.get()
-        while len(batch) < self.max_batch and not self._queue.empty():
-            batch.extend(self._queue.get_nowait())
-        return batch
-
     async def _run(self) -> None:
         consumer, on_message_out = self.app.consumer, self.app.sensors.on_message_out
         while not self.app.should_stop:
-            batch = await self._take()
+            batch = await self._queue.take(self.max_batch)
             for start in range(0, len(batch), self.max_batch):
                 chunk = batch[start:start + self.max_batch]
                 try:
