@@ -45,6 +45,16 @@ class Consumer(driver.Consumer):
                 # Offset 0 below a retention cut is out of range: auto_offset_reset=earliest applies.
                 await self.seek(tp, 0)
 
+    def track_messages(self, messages: list[Message]) -> None:
+        """track_message for a poll's messages of a batch feed: pending ack (a rebalance waits for
+        them), and the sensor told once per partition (streams/metrics.Monitor)."""
+        self._unacked_messages.update(messages)
+        by_tp: dict[TP, list[Message]] = {}
+        for message in messages:
+            by_tp.setdefault(message.tp, []).append(message)
+        for tp, of_tp in by_tp.items():
+            self.app.monitor.on_messages_in(tp, of_tp)
+
     async def _drain_messages(self, fetcher: ServiceT) -> None:
         consumer_stopped, fetcher_stopped = self._stopped.is_set, fetcher._stopped.is_set  # type: ignore[attr-defined]
         try:

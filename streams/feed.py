@@ -75,13 +75,11 @@ class BatchFeed:
 
     async def put(self, messages: list[Message]) -> None:
         """From the consumer: one poll's messages of the feed's topics, in offset order per partition."""
-        track = self.app.consumer.track_message  # pending ack (rebalances wait for them) and the sensors
-        for message in messages:
-            track(message)
+        self.app.consumer.track_messages(messages)
         await self._queue.put(messages)
 
     async def _run(self) -> None:
-        consumer, on_message_out = self.app.consumer, self.app.sensors.on_message_out
+        consumer, monitor = self.app.consumer, self.app.monitor
         while not self.app.should_stop:
             batch = await self._queue.take(self.max_batch)
             for start in range(0, len(batch), self.max_batch):
@@ -97,4 +95,4 @@ class BatchFeed:
                     return
                 for message in chunk:
                     consumer.ack(message)
-                    on_message_out(message.tp, message.offset, message)
+                monitor.on_messages_out(chunk)

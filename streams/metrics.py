@@ -67,15 +67,44 @@ class _CachedLabels:
         return getattr(self._metric, name)
 
 
-class _Monitor(PrometheusMonitor):
+class Monitor(PrometheusMonitor):
+    """Faust's Prometheus sensor, with the batch feed's messages (streams/feed.py) counted a
+    partition's poll at a time: the same figures as Faust's per-message hooks, each metric updated
+    once, where four locked updates per message took a tenth of the ingest loop."""
+
     def track_tp_end_offset(self, tp, offset: int) -> None:
         # Faust reports a partition's end offset with every record it fetches; it changes once a poll.
         if self.tp_end_offsets.get(tp) != offset:
             super().track_tp_end_offset(tp, offset)
+
+    def on_messages_in(self, tp, messages: list) -> None:
+        """on_message_in for `messages`, all of partition `tp`, in offset order."""
+        n, last, now = len(messages), messages[-1].offset, self.time()
+        for message in messages:
+            message.time_in = now
+        self.messages_received_total += n
+        self.messages_active += n
+        self.messages_received_by_topic[tp.topic] += n
+        self.tp_read_offsets[tp] = last
+        m = self._metrics
+        m.messages_received.inc(n)
+        m.active_messages.inc(n)
+        m.messages_received_per_topics.labels(topic=tp.topic).inc(n)
+        m.messages_received_per_topics_partition.labels(topic=tp.topic, partition=tp.partition).set(last)
+
+    def on_messages_out(self, messages: list) -> None:
+        """on_message_out for `messages`, acknowledged together."""
+        now = self.time()
+        for message in messages:
+            message.time_out = now
+            if message.time_in is not None:
+                message.time_total = now - message.time_in
+        self.messages_active -= len(messages)
+        self._metrics.active_messages.dec(len(messages))
 
 
 def setup_faust_sensor(app: faust.App) -> None:
     """Faust's Prometheus sensor and the /metrics page, its names prefixed `strata_` whatever the app id."""
     setup_prometheus_sensors(app, name_prefix="strata")
     metrics = app.monitor._metrics
-    app.monitor = _Monitor(metrics=FaustMetrics(*(_CachedLabels(m) if m._labelnames else m for m in metrics)))
+    app.monitor = Monitor(metrics=FaustMetrics(*(_CachedLabels(m) if m._labelnames else m for m in metrics)))
