@@ -7,8 +7,9 @@ second that machinery cost the ingest path more than its own work. The consumer
 takes up to `max_batch` of them, awaits the handler, and only then acks them, so offsets are
 committed only for messages handled (at-least-once, as with the agent).
 
-Rebalances keep Faust's rules: the queue is a flow-control queue, so a revocation clears what is
-not yet taken (those messages were not acked and are fetched again by whoever owns them next),
+Rebalances keep Faust's rules: Faust's flow control empties the queue (PollQueue), so a
+revocation drops what is not yet taken (those messages were not acked and are fetched again by
+whoever owns them next),
 and Faust waits for the batch in hand to be acked before the partitions move. The handler itself
 must skip partitions revoked while it worked (streams/ingest.py does).
 """
