@@ -40,10 +40,9 @@ async def _reference_loop(broker: Broker, topics: list[str], sink: str, n: int, 
     the workers' fetch wait on this broker."""
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-    bootstrap = broker.bootstrap
-    wait = {"fetch_max_wait_ms": broker.fetch_max_wait_ms} if broker.fetch_max_wait_ms else {}
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=group, **wait)
-    prod = AIOKafkaProducer(bootstrap_servers=bootstrap, acks=1, linger_ms=5)
+    consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False, group_id=group,
+                                **broker.fetch_wait())
+    prod = AIOKafkaProducer(bootstrap_servers=broker.bootstrap, acks=1, linger_ms=5)
     await consumer.start()
     await prod.start()
     try:
@@ -266,8 +265,9 @@ def bench_ingest(n_events: int, n_users: int, runs: int, n_workers: int = 1, pro
                 p.close()
                 click.echo(f"run {run + 1}/{runs}: published {n_events} events in {time.perf_counter() - t0:.1f} s")
                 topics = [event_topic(settings, t) for t in EVENT_TYPES]
-                reference = asyncio.run(_reference_loop(settings.broker_info(), topics, settings.topic("recommendations"),
-                                                        n_events, group=f"bench-reference{run}"))
+                reference = asyncio.run(_reference_loop(settings.broker_info(), topics,
+                                                        settings.topic("recommendations"), n_events,
+                                                        group=f"bench-reference{run}"))
                 r = _worker_run(broker, settings, workdir, events, run, n_workers, env, checkpoints)
                 results["reference"].append(reference)
                 results["worker"].append(r["worker_eps"])

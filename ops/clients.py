@@ -88,9 +88,8 @@ def read_topic(
     max_messages: Optional[int] = None, deadline: Optional[float] = None,
 ) -> Iterator:
     """Records of every partition of `topic` (no consumer group), until idle, max or deadline."""
-    wait = {"fetch_max_wait_ms": broker.fetch_max_wait_ms} if broker.fetch_max_wait_ms else {}
     consumer = KafkaConsumer(**broker.kafka_python(enable_auto_commit=False, group_id=None, client_id="strata-tail",
-                                                   **wait))
+                                                   **broker.fetch_wait()))
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

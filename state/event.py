@@ -53,10 +53,10 @@ REJECTION_CODES = frozenset({
     "no_content",  # neither `text` nor `item_id`
     "type_mismatch",  # `type` is not the topic's
     "future_timestamp",  # later than now + max_future_s
-    # Added by the ingest agent, after parse_event:
+    # Added by ingest, after parse_event:
     "key_mismatch",  # the record key is not the user_id
     "wrong_partition",
-    "internal",  # an unexpected error; the record is dead-lettered rather than killing the agent
+    "internal",  # an unexpected error; the record is dead-lettered rather than stopping ingest
 })
 RejectionCode = Literal[tuple(sorted(REJECTION_CODES))]
 
@@ -334,7 +334,7 @@ def _parse_checked(raw: Optional[bytes], max_bytes: int) -> Event:
         raise Rejected(Rejection("bad_json", f"value is not JSON: {exc.msg} at char {exc.pos}")) from None
     except RecursionError:
         raise Rejected(Rejection("bad_json", "value is nested too deeply")) from None
-    except ValueError as exc:  # not expected past the hooks; a bad record must not kill the agent
+    except ValueError as exc:  # not expected past the hooks; a bad record must not stop ingest
         raise Rejected(Rejection("bad_json", f"value is not JSON: {exc}")) from None
     if not isinstance(doc, dict):
         raise Rejected(Rejection("wrong_type", f"event must be a JSON object, got {type(doc).__name__}"))

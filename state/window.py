@@ -13,8 +13,8 @@ the entries are decoded only when something reads them (the profiler, the profil
 
 A record over COMPRESS_ABOVE bytes is stored LZ4-compressed, behind the byte 0xC1, which
 MessagePack never uses (nor JSON): a full window of 128 synthetic Chinese events goes from 15.3 KB
-to 6.6 KB for ~35 µs per read-modify-write (zlib level 1: 5.8 KB for ~180 µs). Small windows,
-most of them, stay plain and cost nothing more.
+to 6.6 KB for ~25 µs more per read-modify-write (zlib level 1: 5.8 KB, but ~150-180 µs to
+compress and decompress). Small windows, most of them, stay plain and cost nothing more.
 """
 from __future__ import annotations
 

@@ -46,7 +46,7 @@ EMBEDDED_BROKER_CONF = dict(
 
 @dataclass
 class Strata:
-    """Everything a running worker holds; streams/worker.py registers the agents, timers and views on it."""
+    """Everything a running worker holds; streams/worker.py registers ingest, the timers and views on it."""
 
     settings: Settings
     app: faust.App

@@ -9,9 +9,9 @@ committed only for messages handled (at-least-once, as with the agent).
 
 Rebalances keep Faust's rules: Faust's flow control empties the queue (PollQueue), so a
 revocation drops what is not yet taken (those messages were not acked and are fetched again by
-whoever owns them next),
-and Faust waits for the batch in hand to be acked before the partitions move. The handler itself
-must skip partitions revoked while it worked (streams/ingest.py does).
+whoever owns them next), and Faust waits for the batch in hand to be acked before the
+partitions move. The handler itself must skip partitions revoked while it worked
+(streams/ingest.py does).
 """
 from __future__ import annotations
 

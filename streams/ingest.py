@@ -1,9 +1,10 @@
 """Ingest: events.browse|purchase|review -> validate -> DLQ or the user's window.
 
 The event topics reach `ingest_batch` through a batch feed (streams/feed.py), a poll at a time,
-not one event at a time through a Faust agent. Each batch is grouped by user, and each user's window is read, extended and
-written once per batch: one changelog record per user, not per event, published for the whole
-batch together and written to RocksDB once the broker has it (streams/tables.py).
+not one event at a time through a Faust agent. Each batch is grouped by user, and each user's
+window is read, extended and written once per batch: one changelog record per user, not per
+event, published for the whole batch together and written to RocksDB once the broker has it
+(streams/tables.py).
 
 No record can stop ingest. A record that fails validation goes to the DLQ with its reason;
 one that raises anything else, alone or while its user's window is written, goes there too as

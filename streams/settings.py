@@ -115,6 +115,10 @@ class Broker:
         delay to a consumer was 0.41 s at 1,500 ms (Faust's), 0.13 s at 500 ms, 14 ms at 100 ms."""
         return 100 if self.embedded else None
 
+    def fetch_wait(self) -> dict:
+        """`fetch_max_wait_ms` for a consumer (kafka-python and aiokafka name it alike), or nothing."""
+        return {"fetch_max_wait_ms": self.fetch_max_wait_ms} if self.fetch_max_wait_ms else {}
+
     @property
     def faust_url(self) -> str:
         return ";".join(f"kafka://{h}" for h in self.hosts)
@@ -180,7 +184,7 @@ class Settings:
     # How often dirty users get new profiles, and how many go through the model at once.
     profile_interval_s: float = 1.0
     inference_batch: int = 256
-    # Ingest batching: the events of a poll (up to this many) are grouped by user and each window written once.
+    # Ingest batching: a poll's events, up to this many, are grouped by user; each window written once.
     ingest_batch: int = 2000
     max_event_bytes: int = 64 * 1024
     # A DLQ record keeps at most this much of the rejected payload (PII-scrubbed); the size is recorded.
