@@ -13,8 +13,8 @@ once per poll. A suspension still abandons what is left of the poll, as Faust ab
 in flight; those messages are fetched again after the rebalance's seek. Topics with a batch feed
 (streams/feed.py) skip the streams altogether: their messages go to the feed once per poll.
 
-A fetch wait set by the broker (`Broker.fetch_max_wait_ms`), where Faust fixes it at 1,500 ms;
-at present no broker sets one (see there).
+A shorter fetch wait where the broker needs one (`Broker.fetch_max_wait_ms`): Faust fixes it at
+1,500 ms, which on the embedded broker added ~0.4 s to every event's way to its profile.
 """
 from __future__ import annotations
 
