@@ -7,11 +7,12 @@ second that machinery cost the ingest path more than its own work. The consumer
 takes up to `max_batch` of them, awaits the handler, and only then acks them, so offsets are
 committed only for messages handled (at-least-once, as with the agent).
 
-Rebalances keep Faust's rules: Faust's flow control empties the queue (PollQueue), so a
-revocation drops what is not yet taken (those messages were not acked and are fetched again by
-whoever owns them next), and Faust waits for the batch in hand to be acked before the
-partitions move. The handler itself must skip partitions revoked while it worked
-(streams/ingest.py does).
+Rebalances keep Faust's rules: when one starts, Faust's flow control empties the queue
+(PollQueue), so a revocation drops what is not yet taken (those messages were not acked and are
+fetched again, from the committed offsets, by whoever owns them next), and Faust waits for the
+batch in hand to be acked before the partitions move. The handler itself must skip partitions
+revoked while it worked (streams/ingest.py does). When a rebalance ends the queue is kept: see
+PollQueue.clear.
 """
 from __future__ import annotations
 
@@ -31,25 +32,43 @@ QUEUED_POLLS = 4  # polls waiting for the handler before the consumer waits: bou
 
 
 class PollQueue:
-    """The polls waiting for the handler, at most `size`; Faust's flow control empties it when a
-    rebalance starts and when it ends. Unlike an asyncio.Queue, emptying it also wakes a consumer
-    waiting for room: a full queue emptied under a waiting put left both sides waiting for good."""
+    """The polls waiting for the handler, at most `size`; emptied when a rebalance starts. Unlike an
+    asyncio.Queue, emptying it also wakes a consumer waiting for room: a full queue emptied under a
+    waiting put left both sides waiting for good.
 
-    def __init__(self, size: int, flow_control: FlowControlEvent) -> None:
+    `admit` is called with each poll as it is queued."""
+
+    def __init__(self, size: int, flow_control: FlowControlEvent,
+                 admit: Callable[[list[Message]], None] = lambda messages: None) -> None:
         self._polls: deque[list[Message]] = deque()
-        self._size, self._flow_control = size, flow_control
+        self._size, self._flow_control, self._admit = size, flow_control, admit
         self._not_empty, self._not_full = asyncio.Event(), asyncio.Event()
+        self._clears = 0
         flow_control.manage_queue(self)
 
     def clear(self) -> None:
+        """Faust's flow control calls this when it suspends the flow (a rebalance starts) and again
+        when it resumes it. Only the first may drop polls: those are fetched again after the seek
+        to the committed offsets that ends the rebalance. By the resume, that seek is done and the
+        source partitions are fetching again; a poll queued since then is never fetched again, so
+        dropping it lost its events (the kill -9 soak caught this after a restore from a wiped data
+        dir). A record fetched just before that seek is fetched again after it; the windows' and
+        the DLQ's dedupe drop the second copy."""
+        if self._flow_control.is_active():
+            return
         self._polls.clear()
+        self._clears += 1
         self._not_full.set()
 
     async def put(self, poll: list[Message]) -> None:
         await self._flow_control.acquire()  # not while a rebalance is under way
+        clears = self._clears
         while len(self._polls) >= self._size:
             self._not_full.clear()
             await self._not_full.wait()
+        if self._clears != clears:
+            return  # fetched before a rebalance began: fetched again after its seek
+        self._admit(poll)
         self._polls.append(poll)
         self._not_empty.set()
 
@@ -69,14 +88,15 @@ class BatchFeed:
     def __init__(self, app: faust.App, topic: faust.TopicT, handler: Handler, max_batch: int, name: str) -> None:
         self.app, self.handler, self.max_batch, self.name = app, handler, max_batch, name
         self.topics = frozenset(topic.topics)
-        self._queue = PollQueue(QUEUED_POLLS, app.flow_control)
+        # Pending acks (a rebalance waits for them) from when a message is queued.
+        self._queue = PollQueue(QUEUED_POLLS, app.flow_control,
+                                admit=lambda messages: app.consumer.track_messages(messages))
         app.topics.add(topic)  # subscribed like an agent's topic, acks enabled
         app.transport.feeds.update((t, self) for t in self.topics)
         app.task(self._run)
 
     async def put(self, messages: list[Message]) -> None:
         """From the consumer: one poll's messages of the feed's topics, in offset order per partition."""
-        self.app.consumer.track_messages(messages)
         await self._queue.put(messages)
 
     async def _run(self) -> None:

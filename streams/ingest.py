@@ -168,13 +168,29 @@ def _in_dlq(strata: Strata, message, key: bytes) -> bool:
         return False
 
 
+def in_source_order(refused: list[tuple[Message, Rejection]]) -> tuple[list, list]:
+    """(refused records in offset order per source partition, each once; the second copies).
+
+    In offset order, so the last DLQ record recorded per key is the highest. Once, because a record
+    fetched twice around the seek that ends a rebalance (streams/feed.py) can be in one batch twice,
+    and the DLQ table, which catches copies in later batches, has neither copy yet."""
+    once, copies, previous = [], [], None
+    for item in sorted(refused, key=lambda r: (r[0].topic, r[0].partition, r[0].offset)):
+        source = (item[0].topic, item[0].partition, item[0].offset)
+        (copies if source == previous else once).append(item)
+        previous = source
+    return once, copies
+
+
 async def publish_refused(strata: Strata, refused: list, now_ms: int) -> Counter:
     """Each refused record to the DLQ exactly once: published on its source partition's number,
     then recorded in the DLQ table once the broker has it (see streams/tables.py)."""
     outcomes: Counter[tuple[str, str]] = Counter()
     to_send, records = [], []
-    # In offset order per source partition, so the last one recorded per key is the highest.
-    for message, rejection in sorted(refused, key=lambda r: (r[0].topic, r[0].partition, r[0].offset)):
+    once, copies = in_source_order(refused)
+    for message, _ in copies:
+        outcomes[strata.event_type_of(message.topic), "duplicate"] += 1
+    for message, rejection in once:
         event_type = strata.event_type_of(message.topic)
         if message.partition not in owned_partitions(strata.app, message.topic):
             continue  # revoked meanwhile: the new owner replays it

@@ -1,11 +1,12 @@
-"""The ingest agent's record checks, without a broker."""
+"""Ingest's record checks, without a broker."""
 import json
+from types import SimpleNamespace
 
 import pytest
 
 from model.documents import dlq_key
 from state.event import Rejected, parse_event
-from streams.ingest import check_key, check_partition
+from streams.ingest import check_key, check_partition, in_source_order
 from streams.topics import partition_for
 
 
@@ -35,3 +36,16 @@ def test_a_record_off_its_murmur2_partition_is_refused():
     with pytest.raises(Rejected) as info:
         check_partition(b"u1", (right + 1) % 4, 4)
     assert info.value.rejection.code == "wrong_partition"
+
+
+def test_refused_records_go_to_the_dlq_in_offset_order_per_partition_and_once_per_offset():
+    def refused(topic, partition, offset, code="bad_json"):
+        return SimpleNamespace(topic=topic, partition=partition, offset=offset), code
+
+    batch = [refused("events.review", 0, 9), refused("events.browse", 1, 4), refused("events.browse", 0, 7),
+             refused("events.browse", 1, 2), refused("events.browse", 1, 4, "copy"), refused("events.review", 0, 3)]
+    once, copies = in_source_order(batch)
+    assert [(m.topic, m.partition, m.offset) for m, _ in once] == [
+        ("events.browse", 0, 7), ("events.browse", 1, 2), ("events.browse", 1, 4),
+        ("events.review", 0, 3), ("events.review", 0, 9)]
+    assert [(m.offset, code) for m, code in copies] == [(4, "copy")]
