@@ -45,6 +45,11 @@ class Consumer(driver.Consumer):
                 # Offset 0 below a retention cut is out of range: auto_offset_reset=earliest applies.
                 await self.seek(tp, 0)
 
+    def untrack_messages(self, messages: list[Message]) -> None:
+        """Messages dropped unhandled (a rebalance emptied the feed's queue): no longer pending, or
+        the rebalance would wait for them until something let them go."""
+        self._unacked_messages.difference_update(messages)
+
     def track_messages(self, messages: list[Message]) -> None:
         """track_message for a poll's messages of a batch feed: pending ack (a rebalance waits for
         them), and the sensor told once per partition (streams/metrics.Monitor)."""
@@ -88,6 +93,11 @@ class Consumer(driver.Consumer):
         for n, (tp, message) in enumerate(polled, 1):
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+            if not self.flow_active:
+                # A rebalance began while this poll was delivered: it dropped the read offsets,
+                # and the seek that ends it fetches the rest again. Setting a read offset now would
+                # outlive the rebalance and skip those records when they come back.
+                return
             offset, read = message.offset, self._read_offset[tp]
             if read is not None and offset < read:
                 continue

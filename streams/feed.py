@@ -22,7 +22,7 @@ from collections import deque
 from typing import Awaitable, Callable, Sequence
 
 import faust
-from faust.types import Message
+from faust.types import TP, Message
 from mode.utils.queues import FlowControlEvent
 
 log = logging.getLogger(__name__)
@@ -36,14 +36,22 @@ class PollQueue:
     asyncio.Queue, emptying it also wakes a consumer waiting for room: a full queue emptied under a
     waiting put left both sides waiting for good.
 
-    `admit` is called with each poll as it is queued."""
+    Each record is queued once between two rebalances. Ending one, Faust resumes the partitions
+    and then seeks them to the committed offsets, so the consumer can fetch a run of records just
+    before that seek and again after it; the second copy is left out here. (The windows would drop
+    it by event id, but the DLQ's memory is one record per key and missed copies of a record
+    refused beside another of the same key.) `admit` is called with what is queued, `drop` with
+    what a rebalance drops unhandled."""
 
     def __init__(self, size: int, flow_control: FlowControlEvent,
-                 admit: Callable[[list[Message]], None] = lambda messages: None) -> None:
+                 admit: Callable[[list[Message]], None] = lambda messages: None,
+                 drop: Callable[[list[Message]], None] = lambda messages: None) -> None:
         self._polls: deque[list[Message]] = deque()
-        self._size, self._flow_control, self._admit = size, flow_control, admit
+        self._size, self._flow_control, self._admit, self._drop = size, flow_control, admit, drop
         self._not_empty, self._not_full = asyncio.Event(), asyncio.Event()
         self._clears = 0
+        # Per partition, the first and last offsets of the run queued since the last clear.
+        self._queued: dict[TP, tuple[int, int]] = {}
         flow_control.manage_queue(self)
 
     def clear(self) -> None:
@@ -52,13 +60,16 @@ class PollQueue:
         to the committed offsets that ends the rebalance. By the resume, that seek is done and the
         source partitions are fetching again; a poll queued since then is never fetched again, so
         dropping it lost its events (the kill -9 soak caught this after a restore from a wiped data
-        dir). A record fetched just before that seek is fetched again after it; the windows' and
-        the DLQ's dedupe drop the second copy."""
+        dir)."""
         if self._flow_control.is_active():
             return
+        dropped = list(self._polls)
         self._polls.clear()
+        self._queued.clear()
         self._clears += 1
         self._not_full.set()
+        for poll in dropped:
+            self._drop(poll)
 
     async def put(self, poll: list[Message]) -> None:
         await self._flow_control.acquire()  # not while a rebalance is under way
@@ -68,9 +79,28 @@ class PollQueue:
             await self._not_full.wait()
         if self._clears != clears:
             return  # fetched before a rebalance began: fetched again after its seek
-        self._admit(poll)
-        self._polls.append(poll)
-        self._not_empty.set()
+        poll = self._first_copies(poll)
+        if poll:
+            self._admit(poll)
+            self._polls.append(poll)
+            self._not_empty.set()
+
+    def _first_copies(self, poll: list[Message]) -> list[Message]:
+        """`poll` less the records inside the run already queued for their partition. A partition's
+        records arrive in offset order from wherever it was sought, so that run holds every record
+        between its ends; a seek below it starts a new run (copies then pass, nothing is lost)."""
+        queued, first = self._queued, []
+        for message in poll:
+            tp, offset = message.tp, message.offset
+            run = queued.get(tp)
+            if run is None or offset < run[0]:
+                queued[tp] = (offset, offset)
+            elif offset > run[1]:
+                queued[tp] = (run[0], offset)
+            else:
+                continue
+            first.append(message)
+        return first
 
     async def take(self, max_messages: int) -> list[Message]:
         """The oldest poll, joined by those behind it while under `max_messages`."""
@@ -90,7 +120,8 @@ class BatchFeed:
         self.topics = frozenset(topic.topics)
         # Pending acks (a rebalance waits for them) from when a message is queued.
         self._queue = PollQueue(QUEUED_POLLS, app.flow_control,
-                                admit=lambda messages: app.consumer.track_messages(messages))
+                                admit=lambda messages: app.consumer.track_messages(messages),
+                                drop=lambda messages: app.consumer.untrack_messages(messages))
         app.topics.add(topic)  # subscribed like an agent's topic, acks enabled
         app.transport.feeds.update((t, self) for t in self.topics)
         app.task(self._run)

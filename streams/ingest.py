@@ -171,9 +171,9 @@ def _in_dlq(strata: Strata, message, key: bytes) -> bool:
 def in_source_order(refused: list[tuple[Message, Rejection]]) -> tuple[list, list]:
     """(refused records in offset order per source partition, each once; the second copies).
 
-    In offset order, so the last DLQ record recorded per key is the highest. Once, because a record
-    fetched twice around the seek that ends a rebalance (streams/feed.py) can be in one batch twice,
-    and the DLQ table, which catches copies in later batches, has neither copy yet."""
+    In offset order, so the last DLQ record recorded per key is the highest. Once, because the
+    feed's queue lets a copy through after a seek below what it queued (streams/feed.py), and the
+    DLQ table, which catches copies in later batches, has neither copy of one batch yet."""
     once, copies, previous = [], [], None
     for item in sorted(refused, key=lambda r: (r[0].topic, r[0].partition, r[0].offset)):
         source = (item[0].topic, item[0].partition, item[0].offset)

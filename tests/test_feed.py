@@ -69,3 +69,39 @@ def test_a_rebalance_drops_the_polls_queued_before_it_and_keeps_those_queued_aft
         return await asyncio.wait_for(queue.take(10), 1)
 
     assert asyncio.run(scenario()) == poll("t0", 1, 2)
+
+
+def test_records_fetched_again_after_the_seek_are_queued_once():
+    """Fetched just before the seek that ends a rebalance and again after it, from the committed
+    offsets: each record is queued (and tracked as a pending ack) once."""
+    async def scenario() -> tuple:
+        admitted = []
+        queue = PollQueue(4, FlowControlEvent(initially_suspended=False), admit=admitted.extend)
+        await queue.put(poll("t0", 5, 6, 7) + poll("t1", 3))  # before the seek
+        await queue.put(poll("t0", 5, 6, 7, 8) + poll("t1", 3, 4))  # after it
+        await queue.put(poll("t0", 6))  # nothing new: nothing queued
+        return await asyncio.wait_for(queue.take(100), 1), admitted
+
+    batch, admitted = asyncio.run(scenario())
+    assert batch == admitted == poll("t0", 5, 6, 7) + poll("t1", 3) + poll("t0", 8) + poll("t1", 4)
+
+
+def test_a_seek_below_what_was_queued_loses_nothing_and_a_rebalance_starts_afresh():
+    async def scenario() -> tuple:
+        dropped = []
+        flow = FlowControlEvent(initially_suspended=False)
+        queue = PollQueue(8, flow, drop=dropped.extend)
+        await queue.put(poll("t0", 10, 11))
+        await queue.put(poll("t0", 4, 5))  # sought below the queued run: 4 and 5 were never queued
+        await queue.put(poll("t0", 6, 10, 12))  # 10 passes again (a copy), nothing is lost
+        first = await asyncio.wait_for(queue.take(100), 1)
+        await queue.put(poll("t0", 13))
+        flow.suspend()
+        flow.clear()  # a rebalance drops 13 (a pending ack no more) and forgets what was queued
+        flow.resume()
+        await queue.put(poll("t0", 12, 13))
+        return first, await asyncio.wait_for(queue.take(100), 1), dropped
+
+    first, after, dropped = asyncio.run(scenario())
+    assert first == poll("t0", 10, 11, 4, 5, 6, 10, 12)
+    assert dropped == poll("t0", 13) and after == poll("t0", 12, 13)
